@@ -1,3 +1,4 @@
+# mypy: ignore-errors
 from raftkv.wire.pb.mvccpb import kv_pb2 as _kv_pb2
 from raftkv.wire.pb.authpb import auth_pb2 as _auth_pb2
 from google.protobuf.internal import containers as _containers

@@ -1,3 +1,4 @@
+# mypy: ignore-errors
 from raftkv.wire.pb.etcdserverpb import rpc_pb2 as _rpc_pb2
 from raftkv.wire.pb.mvccpb import kv_pb2 as _kv_pb2
 from google.protobuf import descriptor as _descriptor

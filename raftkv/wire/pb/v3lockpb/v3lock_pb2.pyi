@@ -1,3 +1,4 @@
+# mypy: ignore-errors
 from raftkv.wire.pb.etcdserverpb import rpc_pb2 as _rpc_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
