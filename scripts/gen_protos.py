@@ -22,8 +22,10 @@ ships type information (no ``types-protobuf`` / ``types-grpcio`` in the venv). C
 imports them stays type-checked against the stubs.
 
 ``raftkv/wire/pb/`` holds generated code only: in-place regeneration replaces the whole tree,
-so files of deleted protos disappear too. The output depends on the
-grpcio-tools version (it is stamped into the files); regenerate with the project's venv.
+so files of deleted protos disappear too. A proto outside ``proto/raftkv/wire/pb/`` is refused:
+its code would land outside the wire layer. The output depends on the grpcio-tools version
+(stamped into the files, which then need protobuf and grpcio at least that new); regenerate
+with the project's venv.
 """
 
 from __future__ import annotations
