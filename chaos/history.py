@@ -333,8 +333,13 @@ class History:
             stamped.append((op.call, 0, i, _invoke_event(op)))
             if op.status is not EventType.INFO or op.complete_index != -1:
                 done = Event(
-                    op.status, op.process, _completion_time(op), op.f, op.key,
-                    op.output if op.status is EventType.OK else None, op.error,
+                    op.status,
+                    op.process,
+                    _completion_time(op),
+                    op.f,
+                    op.key,
+                    op.output if op.status is EventType.OK else None,
+                    op.error,
                 )
                 stamped.append((done.time, 1, i, done))
         stamped.sort(key=lambda s: s[:3])

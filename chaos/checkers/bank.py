@@ -121,9 +121,11 @@ def _check_read(
             found.append(BankAnomaly(BankAnomalyKind.MISSING_ACCOUNT, op, f"{missing}"))
     values = [b for b in balances.values() if isinstance(b, int)]
     if sum(values) != total:
-        found.append(BankAnomaly(
-            BankAnomalyKind.WRONG_TOTAL, op, f"balances sum to {sum(values)}, expected {total}"
-        ))
+        found.append(
+            BankAnomaly(
+                BankAnomalyKind.WRONG_TOTAL, op, f"balances sum to {sum(values)}, expected {total}"
+            )
+        )
     negative = {a: b for a, b in balances.items() if isinstance(b, int) and b < 0}
     if negative and not allow_negative:
         found.append(BankAnomaly(BankAnomalyKind.NEGATIVE, op, f"{negative}"))

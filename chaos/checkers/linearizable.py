@@ -92,9 +92,7 @@ class FailureWindow:
         operation concurrent with :attr:`stuck`, in linearization order."""
         cut = len(self.prefix) - at_least
         return tuple(
-            op
-            for i, op in enumerate(self.prefix)
-            if i >= cut or op.ret >= self.stuck.call
+            op for i, op in enumerate(self.prefix) if i >= cut or op.ret >= self.stuck.call
         )
 
     def window(self) -> tuple[Operation, ...]:
@@ -281,8 +279,9 @@ class _Deepest:
     stuck: int = -1
     concurrent: list[int] = field(default_factory=list)
 
-    def record(self, head: _Entry, calls: Sequence[tuple[_Entry, Hashable]],
-               state: Hashable, stuck: _Entry) -> None:
+    def record(
+        self, head: _Entry, calls: Sequence[tuple[_Entry, Hashable]], state: Hashable, stuck: _Entry
+    ) -> None:
         """Remembers this point if it is deeper than any seen so far."""
         if len(calls) <= self.depth:
             return
@@ -303,16 +302,17 @@ class _Budget:
 
     __slots__ = ("clock", "deadline", "max_steps")
 
-    def __init__(self, max_steps: int | None, deadline: float | None,
-                 clock: Callable[[], float] | None) -> None:
+    def __init__(
+        self, max_steps: int | None, deadline: float | None, clock: Callable[[], float] | None
+    ) -> None:
         self.max_steps = max_steps if max_steps is not None else math.inf
         self.deadline = deadline
         self.clock = clock
 
     def expired(self) -> bool:
         """True once the deadline (if any) has passed."""
-        return self.clock is not None and self.deadline is not None and (
-            self.clock() >= self.deadline
+        return (
+            self.clock is not None and self.deadline is not None and (self.clock() >= self.deadline)
         )
 
 
@@ -395,8 +395,7 @@ def check_key(
     """
     prepared = _prepare(ops, model)
     deepest = _Deepest()
-    outcome, steps, reason = _search(prepared, model, _Budget(max_steps, deadline, clock),
-                                     deepest)
+    outcome, steps, reason = _search(prepared, model, _Budget(max_steps, deadline, clock), deepest)
     failure = None
     if outcome is Outcome.ILLEGAL:
         failure = FailureWindow(
@@ -449,12 +448,16 @@ def check_linearizable(
         groups.setdefault(op.key if partition else None, []).append(op)
     results: list[KeyResult] = []
     for key, ops in groups.items():
-        result = check_key(key, ops, model, max_steps=max_steps_per_key, deadline=deadline,
-                           clock=clock)
+        result = check_key(
+            key, ops, model, max_steps=max_steps_per_key, deadline=deadline, clock=clock
+        )
         results.append(result)
         if fail_fast and result.outcome is Outcome.ILLEGAL:
             break
     outcomes = {r.outcome for r in results}
-    overall = next(o for o in (Outcome.ILLEGAL, Outcome.UNKNOWN, Outcome.OK)
-                   if o in outcomes or o is Outcome.OK)
+    overall = next(
+        o
+        for o in (Outcome.ILLEGAL, Outcome.UNKNOWN, Outcome.OK)
+        if o in outcomes or o is Outcome.OK
+    )
     return LinearizabilityResult(overall, tuple(results), model.name)

@@ -112,10 +112,12 @@ def check_lock(
     """
     ops = list(history)
     anomalies: list[LockAnomaly] = []
-    acquires = _tokens([o for o in ops if o.f == acquire_f and o.status is EventType.OK],
-                       "output", anomalies)
-    writes = _tokens([o for o in ops if o.f == write_f and o.status is EventType.OK],
-                     "input", anomalies)
+    acquires = _tokens(
+        [o for o in ops if o.f == acquire_f and o.status is EventType.OK], "output", anomalies
+    )
+    writes = _tokens(
+        [o for o in ops if o.f == write_f and o.status is EventType.OK], "input", anomalies
+    )
     anomalies += _duplicates(acquires)
     anomalies += _regressions(acquires, strict=True, kind=LockAnomalyKind.TOKEN_NOT_INCREASING)
     anomalies += _regressions(writes, strict=False, kind=LockAnomalyKind.STALE_WRITE)
@@ -135,8 +137,11 @@ def _tokens(
         if isinstance(token, int) and not isinstance(token, bool):
             out.append((op, token))
         else:
-            anomalies.append(LockAnomaly(LockAnomalyKind.MALFORMED, op, None,
-                                         f"no integer token in {where} {raw!r}"))
+            anomalies.append(
+                LockAnomaly(
+                    LockAnomalyKind.MALFORMED, op, None, f"no integer token in {where} {raw!r}"
+                )
+            )
     return out
 
 
@@ -145,8 +150,14 @@ def _duplicates(acquires: Sequence[tuple[Operation, int]]) -> list[LockAnomaly]:
     found: list[LockAnomaly] = []
     for op, token in acquires:
         if token in first:
-            found.append(LockAnomaly(LockAnomalyKind.DUPLICATE_TOKEN, op, first[token],
-                                     f"token {token} granted twice"))
+            found.append(
+                LockAnomaly(
+                    LockAnomalyKind.DUPLICATE_TOKEN,
+                    op,
+                    first[token],
+                    f"token {token} granted twice",
+                )
+            )
         else:
             first[token] = op
     return found
@@ -168,8 +179,11 @@ def _regressions(
             i += 1
         if best is not None and (token <= best[1] if strict else token < best[1]):
             relation = "not greater than" if strict else "older than"
-            found.append(LockAnomaly(kind, op, best[0],
-                                     f"token {token} is {relation} {best[1]}, seen before"))
+            found.append(
+                LockAnomaly(
+                    kind, op, best[0], f"token {token} is {relation} {best[1]}, seen before"
+                )
+            )
     return found
 
 
@@ -183,9 +197,21 @@ def _foreign(
     for op, token in writes:
         grant = owner.get(token)
         if grant is not None and grant.process != op.process:
-            found.append(LockAnomaly(LockAnomalyKind.FOREIGN_TOKEN, op, grant,
-                                     f"token {token} belongs to process {grant.process!r}"))
+            found.append(
+                LockAnomaly(
+                    LockAnomalyKind.FOREIGN_TOKEN,
+                    op,
+                    grant,
+                    f"token {token} belongs to process {grant.process!r}",
+                )
+            )
         elif grant is None and op.process not in maybe_acquired:
-            found.append(LockAnomaly(LockAnomalyKind.FOREIGN_TOKEN, op, None,
-                                     f"token {token} was never granted to this process"))
+            found.append(
+                LockAnomaly(
+                    LockAnomalyKind.FOREIGN_TOKEN,
+                    op,
+                    None,
+                    f"token {token} was never granted to this process",
+                )
+            )
     return found

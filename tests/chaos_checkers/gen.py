@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from chaos.history import Event, EventType, History, Operation, Process, Value
+from chaos.history import Event, EventType, History, Key, Operation, Process, Value
 from chaos.models import UNKNOWN, Input, Model, Output
 
 S = TypeVar("S", bound=Hashable)
@@ -22,14 +21,29 @@ INVOKE, OK, FAIL, INFO = EventType.INVOKE, EventType.OK, EventType.FAIL, EventTy
 
 
 def op_events(
-    process: Process, f: str, key: str, inp: Value, call: int, ret: int | None,
-    status: EventType = OK, out: Value = None,
+    process: Process,
+    f: str,
+    key: Key,
+    inp: Value,
+    call: int,
+    ret: int | None,
+    status: EventType = OK,
+    out: Value = None,
 ) -> list[Event]:
     """The invoke event and (unless ``ret`` is None) the completion of one operation."""
     events = [Event(INVOKE, process, call, f, key, inp)]
     if ret is not None:
-        events.append(Event(status, process, ret, f, key, out if status is OK else None,
-                            None if status is OK else "boom"))
+        events.append(
+            Event(
+                status,
+                process,
+                ret,
+                f,
+                key,
+                out if status is OK else None,
+                None if status is OK else "boom",
+            )
+        )
     return events
 
 
@@ -54,8 +68,9 @@ class _Planned:
     out: Value = None
 
 
-def _plan(rng: random.Random, n_ops: int, n_keys: int, n_procs: int, p_info: float,
-          p_fail: float) -> list[_Planned]:
+def _plan(
+    rng: random.Random, n_ops: int, n_keys: int, n_procs: int, p_info: float, p_fail: float
+) -> list[_Planned]:
     free_at = [0] * n_procs
     ids: list[Process] = list(range(n_procs))
     planned: list[_Planned] = []
@@ -70,8 +85,19 @@ def _plan(rng: random.Random, n_ops: int, n_keys: int, n_procs: int, p_info: flo
         f = rng.choice(("read", "read", "write", "write", "cas"))
         v1, v2 = rng.randrange(5), rng.randrange(5)
         inp: Value = None if f == "read" else v1 if f == "write" else (v1, v2)
-        planned.append(_Planned(ids[slot], f, f"k{rng.randrange(n_keys)}", inp, call,
-                                rng.randint(call, ret), ret, status, applied))
+        planned.append(
+            _Planned(
+                ids[slot],
+                f,
+                f"k{rng.randrange(n_keys)}",
+                inp,
+                call,
+                rng.randint(call, ret),
+                ret,
+                status,
+                applied,
+            )
+        )
         if status is INFO:  # like Jepsen: a crashed client comes back as a new process
             ids[slot] = int(ids[slot]) + n_procs
     return planned
@@ -95,8 +121,13 @@ def _execute(planned: Sequence[_Planned]) -> None:
 
 
 def simulate_registers(
-    rng: random.Random, *, n_ops: int, n_keys: int, n_procs: int,
-    p_info: float = 0.0, p_fail: float = 0.0,
+    rng: random.Random,
+    *,
+    n_ops: int,
+    n_keys: int,
+    n_procs: int,
+    p_info: float = 0.0,
+    p_fail: float = 0.0,
 ) -> History:
     """A linearizable register history from simulated concurrent clients.
 
@@ -110,10 +141,9 @@ def simulate_registers(
     """
     planned = _plan(rng, n_ops, n_keys, n_procs, p_info, p_fail)
     _execute(planned)
-    return history_of(*(
-        op_events(p.process, p.f, p.key, p.inp, p.call, p.ret, p.status, p.out)
-        for p in planned
-    ))
+    return history_of(
+        *(op_events(p.process, p.f, p.key, p.inp, p.call, p.ret, p.status, p.out) for p in planned)
+    )
 
 
 def replace_op(history: History, index: int, **changes: Value) -> History:
@@ -121,10 +151,18 @@ def replace_op(history: History, index: int, **changes: Value) -> History:
     ops = list(history.operations)
     old = ops[index]
     ops[index] = Operation(
-        index=old.index, process=old.process, f=old.f, key=old.key,
-        input=changes.get("input", old.input), output=changes.get("output", old.output),
-        call=old.call, ret=old.ret, status=old.status, error=old.error,
-        invoke_index=old.invoke_index, complete_index=old.complete_index,
+        index=old.index,
+        process=old.process,
+        f=old.f,
+        key=old.key,
+        input=changes.get("input", old.input),
+        output=changes.get("output", old.output),
+        call=old.call,
+        ret=old.ret,
+        status=old.status,
+        error=old.error,
+        invoke_index=old.invoke_index,
+        complete_index=old.complete_index,
     )
     return History.from_operations(ops)
 

@@ -23,13 +23,20 @@ from tests.chaos_checkers.gen import op_events
 
 INVOKE, OK, FAIL, INFO = EventType.INVOKE, EventType.OK, EventType.FAIL, EventType.INFO
 
-scalars = st.none() | st.booleans() | st.integers() | st.text() | st.binary() | st.floats(
-    allow_nan=False, allow_infinity=False
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text()
+    | st.binary()
+    | st.floats(allow_nan=False, allow_infinity=False)
 )
 values: st.SearchStrategy[Value] = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4).map(tuple)
-    | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4).map(tuple)
+        | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -93,16 +100,24 @@ def _sample() -> History:
 def test_pairing_builds_operations_in_invocation_order() -> None:
     ops = _sample().operations
     assert [(o.process, o.f, o.status) for o in ops] == [
-        (0, "write", OK), (1, "read", OK), (2, "cas", INFO), (3, "write", FAIL),
+        (0, "write", OK),
+        (1, "read", OK),
+        (2, "cas", INFO),
+        (3, "write", FAIL),
         (4, "write", INFO),
     ]
     w, r, cas, failed, pending = ops
     assert (w.call, w.ret, w.input, w.output) == (10, 20, 1, 1)
     assert (r.call, r.ret, r.output) == (11, 31, 1)
-    assert cas.ret == math.inf and cas.indeterminate and cas.error == "timeout"
-    assert cas.output is None and cas.input == (1, 2)
-    assert failed.ret == 33 and not failed.indeterminate
-    assert pending.ret == math.inf and pending.complete_index == -1
+    assert cas.ret == math.inf
+    assert cas.indeterminate
+    assert cas.error == "timeout"
+    assert cas.output is None
+    assert cas.input == (1, 2)
+    assert failed.ret == 33
+    assert not failed.indeterminate
+    assert pending.ret == math.inf
+    assert pending.complete_index == -1
     assert [o.index for o in ops] == [0, 1, 2, 3, 4]
     assert {k: len(v) for k, v in _sample().by_key().items()} == {"x": 3, "y": 2}
 
@@ -120,10 +135,13 @@ def test_jsonl_round_trip_through_text_and_streams() -> None:
 def test_from_operations_rebuilds_an_equivalent_history() -> None:
     h = _sample()
     again = History.from_operations(h.operations)
-    strip = [(o.process, o.f, o.key, o.input, o.output, o.call, o.ret, o.status)
-             for o in again.operations]
-    assert strip == [(o.process, o.f, o.key, o.input, o.output, o.call, o.ret, o.status)
-                     for o in h.operations]
+    strip = [
+        (o.process, o.f, o.key, o.input, o.output, o.call, o.ret, o.status)
+        for o in again.operations
+    ]
+    assert strip == [
+        (o.process, o.f, o.key, o.input, o.output, o.call, o.ret, o.status) for o in h.operations
+    ]
 
 
 @pytest.mark.parametrize(
@@ -150,12 +168,18 @@ def test_describe_is_readable() -> None:
 
 
 def test_edn_uses_jepsen_independent_tuples() -> None:
-    h = History(op_events(7, "cas", "x", (1, 2), 5, 9, OK, True)
-                + [Event(INVOKE, "nemesis", 10, "start", None, b"\xff")])
+    h = History(
+        [
+            *op_events(7, "cas", "x", (1, 2), 5, 9, OK, True),
+            Event(INVOKE, "nemesis", 10, "start", None, b"\xff"),
+        ]
+    )
     lines = to_edn(h).splitlines()
     assert lines[0] == (
         '{:index 0, :type :invoke, :f :cas, :process 7, :time 5, :value ["x" [1 2]]}'
     )
     assert lines[1] == '{:index 1, :type :ok, :f :cas, :process 7, :time 9, :value ["x" true]}'
-    assert lines[2] == '{:index 2, :type :invoke, :f :start, :process :nemesis, :time 10, ' \
+    assert (
+        lines[2] == "{:index 2, :type :invoke, :f :start, :process :nemesis, :time 10, "
         ':value "/w=="}'
+    )

@@ -27,8 +27,15 @@ def r(v: int | None, call: int, ret: int | None, status: EventType = OK, key: st
     return op_events(next(_pids), "read", key, None, call, ret, status, v)
 
 
-def cas(old: int, new: int, swapped: bool, call: int, ret: int | None,
-        status: EventType = OK, key: str = "x"):
+def cas(
+    old: int,
+    new: int,
+    swapped: bool,
+    call: int,
+    ret: int | None,
+    status: EventType = OK,
+    key: str = "x",
+):
     return op_events(next(_pids), "cas", key, (old, new), call, ret, status, swapped)
 
 
@@ -38,12 +45,25 @@ def check(h: History) -> Outcome:
 
 def test_empty_history_is_linearizable() -> None:
     result = check_linearizable(History([]), RegisterModel())
-    assert result.outcome is Outcome.OK and result.valid is True and result.keys == ()
+    assert result.outcome is Outcome.OK
+    assert result.valid is True
+    assert result.keys == ()
 
 
 def test_sequential_history() -> None:
-    assert check(history_of(w(1, 0, 10), r(1, 20, 30), cas(1, 2, True, 40, 50),
-                            r(2, 60, 70), cas(1, 3, False, 80, 90), r(2, 100, 110))) is Outcome.OK
+    assert (
+        check(
+            history_of(
+                w(1, 0, 10),
+                r(1, 20, 30),
+                cas(1, 2, True, 40, 50),
+                r(2, 60, 70),
+                cas(1, 3, False, 80, 90),
+                r(2, 100, 110),
+            )
+        )
+        is Outcome.OK
+    )
 
 
 def test_read_concurrent_with_write_may_see_either_value() -> None:
@@ -63,16 +83,19 @@ def test_stale_read_is_rejected_with_a_window() -> None:
     # w1 |--|  w2 |--|  r |--| reads 1: stale
     h = history_of(w(1, 0, 10), w(2, 20, 30), r(1, 40, 50), w(3, 60, 70))
     result = check_linearizable(h, RegisterModel())
-    assert result.outcome is Outcome.ILLEGAL and result.valid is False
+    assert result.outcome is Outcome.ILLEGAL
+    assert result.valid is False
     (failure,) = result.failures
     assert failure.key == "x"
     assert [op.input for op in failure.prefix] == [1, 2]
     assert failure.state == "2"
-    assert failure.stuck.f == "read" and failure.stuck.output == 1
+    assert failure.stuck.f == "read"
+    assert failure.stuck.output == 1
     assert failure.concurrent == ()
     text = result.render()
     assert "key 'x' is not linearizable" in text
-    assert "! #2 p" in text and "read -> 1" in text
+    assert "! #2 p" in text
+    assert "read -> 1" in text
 
 
 def test_lost_write_is_rejected() -> None:
@@ -127,8 +150,7 @@ def test_read_after_successful_cas_must_see_the_new_value() -> None:
 
 def test_concurrent_cas_chain_needs_the_right_order() -> None:
     # both cas overlap; only cas(0,1) then cas(1,2) explains the final read
-    h = history_of(w(0, 0, 5), cas(1, 2, True, 10, 40), cas(0, 1, True, 12, 38),
-                   r(2, 50, 60))
+    h = history_of(w(0, 0, 5), cas(1, 2, True, 10, 40), cas(0, 1, True, 12, 38), r(2, 50, 60))
     assert check(h) is Outcome.OK
 
 
@@ -183,13 +205,21 @@ def test_indeterminate_cas_may_or_may_not_have_swapped() -> None:
 
 
 def test_keys_are_checked_independently() -> None:
-    h = history_of(w(1, 0, 10, key="a"), r(1, 20, 30, key="a"),
-                   w(1, 0, 10, key="b"), r(2, 20, 30, key="b"),
-                   w(2, 0, 10, key="c"), r(2, 20, 30, key="c"))
+    h = history_of(
+        w(1, 0, 10, key="a"),
+        r(1, 20, 30, key="a"),
+        w(1, 0, 10, key="b"),
+        r(2, 20, 30, key="b"),
+        w(2, 0, 10, key="c"),
+        r(2, 20, 30, key="c"),
+    )
     result = check_linearizable(h, RegisterModel())
     assert result.outcome is Outcome.ILLEGAL
     assert {k.key: k.outcome for k in result.keys} == {
-        "a": Outcome.OK, "b": Outcome.ILLEGAL, "c": Outcome.OK}
+        "a": Outcome.OK,
+        "b": Outcome.ILLEGAL,
+        "c": Outcome.OK,
+    }
     assert [f.key for f in result.failures] == ["b"]
     assert "3 keys: 2 ok, 1 illegal, 0 unknown" in result.render()
     # without partitioning, "a" and "b" are one register: a read of 1 after w2 is stale
@@ -205,13 +235,15 @@ def test_fail_fast_stops_at_the_first_illegal_key() -> None:
 def _hard_history(n: int) -> History:
     """n concurrent writes of distinct values, then reads no order can explain."""
     writes = [w(i, 0, 1000, INFO) for i in range(n)]
-    return history_of(*writes, r(0, 2000, 2010), r(1, 2020, 2030), r(0, 2040, 2050),
-                      r(99, 2060, 2070))
+    return history_of(
+        *writes, r(0, 2000, 2010), r(1, 2020, 2030), r(0, 2040, 2050), r(99, 2060, 2070)
+    )
 
 
 def test_step_limit_gives_unknown_instead_of_hanging() -> None:
     result = check_linearizable(_hard_history(12), RegisterModel(), max_steps_per_key=1000)
-    assert result.outcome is Outcome.UNKNOWN and result.valid is None
+    assert result.outcome is Outcome.UNKNOWN
+    assert result.valid is None
     assert result.keys[0].steps == 1000
     assert "step limit" in (result.keys[0].reason or "")
     assert "unknown (step limit" in result.render()
@@ -223,8 +255,7 @@ def test_time_budget_uses_the_injected_clock() -> None:
     def clock() -> float:
         return float(next(ticks))
 
-    result = check_linearizable(_hard_history(12), RegisterModel(), time_budget_s=3,
-                                clock=clock)
+    result = check_linearizable(_hard_history(12), RegisterModel(), time_budget_s=3, clock=clock)
     assert result.outcome is Outcome.UNKNOWN
     assert result.keys[0].reason == "time budget exhausted"
     with pytest.raises(ValueError, match="clock"):
@@ -238,7 +269,9 @@ def test_small_hard_history_is_decided() -> None:
 def test_check_key_on_raw_operations() -> None:
     h = history_of(w(1, 0, 10), r(1, 20, 30))
     result = check_key("x", h.operations, RegisterModel())
-    assert result.outcome is Outcome.OK and result.operations == 2 and result.failure is None
+    assert result.outcome is Outcome.OK
+    assert result.operations == 2
+    assert result.failure is None
 
 
 def test_mutex_model_through_the_checker() -> None:
