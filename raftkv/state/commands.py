@@ -1,0 +1,380 @@
+"""Commands that travel in Raft log entries, and the results of applying them.
+
+Every type here is a frozen, slotted dataclass of plain values (``int``, ``bool``, ``bytes``,
+``str``, enums, tuples and other types of this module), so that :mod:`raftkv.state.codec` can
+encode it deterministically. Field names and meanings follow etcd's ``etcdserverpb``
+messages; time enters only as a field (``now_ms``) set by the proposing leader.
+
+Key ranges follow etcd's conventions everywhere (Range, DeleteRange, Compare):
+
+* ``range_end == b""``: exactly ``key``;
+* ``range_end == b"\\0"``: every key ``>= key`` ("from key"); ``key == range_end == b"\\0"`` is
+  every key;
+* otherwise the half-open interval ``[key, range_end)`` in byte-wise order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+# --------------------------------------------------------------------------- enums
+
+
+class SortOrder(IntEnum):
+    """``RangeRequest.SortOrder``."""
+
+    NONE = 0
+    ASCEND = 1
+    DESCEND = 2
+
+
+class SortTarget(IntEnum):
+    """``RangeRequest.SortTarget``."""
+
+    KEY = 0
+    VERSION = 1
+    CREATE = 2
+    MOD = 3
+    VALUE = 4
+
+
+class CompareResult(IntEnum):
+    """``Compare.CompareResult``: how the stored field must relate to the operand."""
+
+    EQUAL = 0
+    GREATER = 1
+    LESS = 2
+    NOT_EQUAL = 3
+
+
+class CompareTarget(IntEnum):
+    """``Compare.CompareTarget``: which field of the stored key is compared."""
+
+    VERSION = 0
+    CREATE = 1
+    MOD = 2
+    VALUE = 3
+    LEASE = 4
+
+
+class EventType(IntEnum):
+    """``mvccpb.Event.EventType``."""
+
+    PUT = 0
+    DELETE = 1
+
+
+# --------------------------------------------------------------------------- KV ops
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """``RangeRequest``: read ``key`` or a key range, optionally at a past ``revision``.
+
+    ``revision <= 0`` means the current revision. ``limit == 0`` means no limit. A bound of
+    0 in ``min_*``/``max_*`` means "no bound". ``serializable`` only matters to the server
+    (how the read is ordered); the state machine ignores it.
+    """
+
+    key: bytes
+    range_end: bytes = b""
+    limit: int = 0
+    revision: int = 0
+    sort_order: SortOrder = SortOrder.NONE
+    sort_target: SortTarget = SortTarget.KEY
+    serializable: bool = False
+    keys_only: bool = False
+    count_only: bool = False
+    min_mod_revision: int = 0
+    max_mod_revision: int = 0
+    min_create_revision: int = 0
+    max_create_revision: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    """``PutRequest``: set ``key`` to ``value``, attached to ``lease`` (0 = none)."""
+
+    key: bytes
+    value: bytes = b""
+    lease: int = 0
+    prev_kv: bool = False
+    ignore_value: bool = False
+    ignore_lease: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRange:
+    """``DeleteRangeRequest``: delete ``key`` or the keys of a range."""
+
+    key: bytes
+    range_end: bytes = b""
+    prev_kv: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """``Compare``: one guard of a :class:`Txn`.
+
+    ``operand`` is ``bytes`` for :attr:`CompareTarget.VALUE` and an ``int`` for every other
+    target (etcd's ``target_union``). With ``range_end`` the compare must hold for every
+    existing key of the range.
+    """
+
+    key: bytes
+    target: CompareTarget
+    result: CompareResult
+    operand: int | bytes
+    range_end: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Txn:
+    """``TxnRequest``: if every compare holds run ``success``, else ``failure``.
+
+    Ops may be nested :class:`Txn` values (etcd 3.3+).
+    """
+
+    compare: tuple[Compare, ...] = ()
+    success: tuple[Op, ...] = ()
+    failure: tuple[Op, ...] = ()
+
+
+Op = Range | Put | DeleteRange | Txn
+"""A ``RequestOp`` of a transaction."""
+
+
+@dataclass(frozen=True, slots=True)
+class Compact:
+    """``CompactionRequest``: drop history strictly below ``revision``.
+
+    ``physical`` only matters to the server; compaction here is always physical (done in
+    the same backend batch).
+    """
+
+    revision: int
+    physical: bool = False
+
+
+# --------------------------------------------------------------------------- leases
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseGrant:
+    """Create lease ``id`` (non-zero, chosen by the leader) with ``ttl_s`` seconds.
+
+    ``ttl_s`` is the effective TTL: the leader has already raised it to its minimum.
+    ``now_ms`` is the leader's clock when proposing; the lease expires at
+    ``now_ms + ttl_s * 1000`` unless renewed.
+    """
+
+    id: int
+    ttl_s: int
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRevoke:
+    """Delete lease ``id`` and every key attached to it, in one revision."""
+
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRenew:
+    """Keep-alive: the lease now expires at ``now_ms + ttl_s * 1000``."""
+
+    id: int
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseCheckpointItem:
+    """The remaining time to live of one lease, as the leader measured it."""
+
+    id: int
+    remaining_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseCheckpoint:
+    """Persist remaining TTLs so that a new leader does not restart them (etcd's
+    ``LeaseCheckpointRequest``). Unknown ids are ignored."""
+
+    checkpoints: tuple[LeaseCheckpointItem, ...]
+    now_ms: int
+
+
+Command = (
+    Range | Put | DeleteRange | Txn | Compact | LeaseGrant | LeaseRevoke | LeaseRenew
+    | LeaseCheckpoint
+)
+"""Everything that can be proposed. A :class:`Range` through the log is a linearizable read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """The envelope of every proposed command.
+
+    ``(client_id, seq)`` de-duplicates retried proposals: for each non-zero ``client_id``
+    the state machine remembers the latest applied ``seq`` and its result, so a retry of that
+    seq returns the stored result without applying again. ``client_id == 0`` opts out
+    (leader-internal proposals such as lease revocations). A client must number its requests
+    with increasing ``seq`` and may only retry its latest one.
+    """
+
+    client_id: int
+    seq: int
+    op: Command
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    """``mvccpb.KeyValue``.
+
+    Invariants (for live keys): ``0 < create_revision <= mod_revision`` and
+    ``version >= 1``. A tombstone (the ``kv`` of a DELETE event) has only ``key`` and
+    ``mod_revision`` set.
+    """
+
+    key: bytes
+    create_revision: int = 0
+    mod_revision: int = 0
+    version: int = 0
+    value: bytes = b""
+    lease: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """``mvccpb.Event``. ``prev_kv`` is always filled when the key existed; the watch layer
+    drops it for watchers that did not ask for it."""
+
+    type: EventType
+    kv: KeyValue
+    prev_kv: KeyValue | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RangeResult:
+    """``RangeResponse``. ``revision`` is the store's current revision (the header), even
+    for a read at a past revision. ``count`` counts the matching keys before ``limit`` and
+    before the min/max filters (etcd 3.4)."""
+
+    revision: int
+    kvs: tuple[KeyValue, ...] = ()
+    more: bool = False
+    count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    """``PutResponse``. ``prev_kv`` is set only if requested and the key existed."""
+
+    revision: int
+    prev_kv: KeyValue | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteResult:
+    """``DeleteRangeResponse``."""
+
+    revision: int
+    deleted: int = 0
+    prev_kvs: tuple[KeyValue, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TxnResult:
+    """``TxnResponse``: one result per op of the executed branch, in order."""
+
+    revision: int
+    succeeded: bool
+    responses: tuple[OpResult, ...] = ()
+
+
+OpResult = RangeResult | PutResult | DeleteResult | TxnResult
+"""A ``ResponseOp``."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompactResult:
+    """``CompactionResponse``."""
+
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseGrantResult:
+    """``LeaseGrantResponse``."""
+
+    revision: int
+    id: int
+    ttl_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRevokeResult:
+    """``LeaseRevokeResponse``."""
+
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRenewResult:
+    """``LeaseKeepAliveResponse``: ``ttl_s`` is the granted TTL after renewal."""
+
+    revision: int
+    id: int
+    ttl_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseCheckpointResult:
+    """The (empty) result of a :class:`LeaseCheckpoint`."""
+
+    revision: int
+
+
+class ErrorCode(IntEnum):
+    """Which exception an :class:`ErrorResult` stands for."""
+
+    INVALID_REQUEST = 0
+    COMPACTED = 1
+    FUTURE_REVISION = 2
+    LEASE_NOT_FOUND = 3
+    LEASE_EXISTS = 4
+    LEASE_TTL_TOO_LARGE = 5
+    STALE_REQUEST = 6
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorResult:
+    """A command that failed deterministically: nothing changed, the error is the result.
+
+    Stored in the de-duplication table like any other result, so a retry sees the same
+    error. Convert with :func:`raftkv.state.machine.error_to_exception`.
+    """
+
+    code: ErrorCode
+    message: str
+    compact_revision: int = 0
+
+
+Response = (
+    RangeResult
+    | PutResult
+    | DeleteResult
+    | TxnResult
+    | CompactResult
+    | LeaseGrantResult
+    | LeaseRevokeResult
+    | LeaseRenewResult
+    | LeaseCheckpointResult
+    | ErrorResult
+)
+"""The result of applying any :data:`Command`."""

@@ -1,0 +1,71 @@
+"""Errors raised by the replicated state machine, beyond :mod:`raftkv.errors`.
+
+Client-visible conditions that :mod:`raftkv.errors` has no class for are subclassed here so
+that the wire layer can map each to its own gRPC status code::
+
+    RaftKVError
+    ├── InvalidRequestError
+    │   └── StaleRequestError      a de-duplicated client retried an older sequence number
+    ├── FutureRevisionError        OutOfRange "mvcc: required revision is a future revision"
+    ├── LeaseExistsError           FailedPrecondition "etcdserver: lease already exists"
+    └── LeaseTTLTooLargeError      OutOfRange "etcdserver: too large lease TTL"
+
+    ApplyError (RuntimeError)      fail-stop: a log entry cannot be applied deterministically
+
+The mvcc-level messages follow :class:`raftkv.errors.CompactedError` and carry etcd's ``mvcc``
+text without the ``etcdserver:`` prefix; the wire layer adds the prefix, as etcd's
+``rpctypes`` table does. All other messages are etcd's wire text byte for byte.
+"""
+
+from __future__ import annotations
+
+from raftkv.errors import InvalidRequestError, RaftKVError
+
+MSG_COMPACTED = "mvcc: required revision has been compacted"
+MSG_FUTURE_REV = "mvcc: required revision is a future revision"
+MSG_EMPTY_KEY = "etcdserver: key is not provided"
+MSG_KEY_NOT_FOUND = "etcdserver: key not found"
+MSG_VALUE_PROVIDED = "etcdserver: value is provided"
+MSG_LEASE_PROVIDED = "etcdserver: lease is provided"
+MSG_TOO_MANY_OPS = "etcdserver: too many operations in txn request"
+MSG_DUPLICATE_KEY = "etcdserver: duplicate key given in txn request"
+MSG_LEASE_NOT_FOUND = "etcdserver: requested lease not found"
+MSG_LEASE_EXISTS = "etcdserver: lease already exists"
+MSG_LEASE_TTL_TOO_LARGE = "etcdserver: too large lease TTL"
+
+
+class FutureRevisionError(RaftKVError):
+    """The requested revision is greater than the store's current revision."""
+
+    def __init__(self, message: str = MSG_FUTURE_REV) -> None:
+        super().__init__(message)
+
+
+class LeaseExistsError(RaftKVError):
+    """A lease with the requested id already exists."""
+
+    def __init__(self, message: str = MSG_LEASE_EXISTS) -> None:
+        super().__init__(message)
+
+
+class LeaseTTLTooLargeError(RaftKVError):
+    """The requested lease TTL exceeds etcd's maximum (9,000,000,000 s)."""
+
+    def __init__(self, message: str = MSG_LEASE_TTL_TOO_LARGE) -> None:
+        super().__init__(message)
+
+
+class StaleRequestError(InvalidRequestError):
+    """A client re-sent a sequence number older than its latest applied one.
+
+    The state machine remembers only the latest result per client, so the result of an
+    older request is gone; the request is not applied again.
+    """
+
+
+class ApplyError(RuntimeError):
+    """A committed log entry cannot be applied (corrupt data or out-of-order index).
+
+    This is a fail-stop condition for the node: every replica would hit it at the same
+    entry, or this replica's log or backend is damaged.
+    """

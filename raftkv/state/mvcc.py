@@ -1,0 +1,374 @@
+"""The multi-version key space, with etcd's revision semantics.
+
+* A fresh store is at revision 1; the first write gets revision 2.
+* Every request that changes something bumps the revision by exactly one, and all its
+  changes share that main revision (ordered by ``sub``). A request that changes nothing
+  leaves the revision alone.
+* ``create_revision`` is the revision at which the key was (last) created, ``mod_revision``
+  the revision of its last change, ``version`` the number of changes since creation. Deleting
+  a key writes a tombstone; a later put creates it again with a new ``create_revision``.
+* Reads may ask for a past revision, down to the compact revision inclusive.
+* Compacting at ``R`` drops every record below ``R`` except the newest record below ``R`` of
+  each live key; records at or above ``R`` are kept, so reads at ``R`` and later (and the
+  events at ``R`` and later) are unchanged.
+
+Every record lives in the backend (see :mod:`raftkv.state.schema`); the in-memory index of
+revisions per key is rebuilt from the backend by :meth:`MVCCStore.reload`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import operator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from raftkv.errors import CompactedError
+from raftkv.state import codec, schema
+from raftkv.state.backend import Backend, WriteBatch
+from raftkv.state.commands import (
+    Event,
+    EventType,
+    KeyValue,
+    Range,
+    RangeResult,
+    SortOrder,
+    SortTarget,
+)
+from raftkv.state.errors import MSG_COMPACTED, FutureRevisionError
+from raftkv.state.revision import Revision
+
+FRESH_REVISION = 1
+"""The revision of an empty store (etcd's ``currentRev`` starts at 1)."""
+
+NO_COMPACTION = -1
+"""The compact revision of a store that was never compacted (etcd's ``compactMainRev``)."""
+
+_MAIN = operator.itemgetter(0)
+
+_SORT_KEYS: dict[SortTarget, Callable[[KeyValue], int | bytes]] = {
+    SortTarget.KEY: operator.attrgetter("key"),
+    SortTarget.VERSION: operator.attrgetter("version"),
+    SortTarget.CREATE: operator.attrgetter("create_revision"),
+    SortTarget.MOD: operator.attrgetter("mod_revision"),
+    SortTarget.VALUE: operator.attrgetter("value"),
+}
+
+
+def interval(key: bytes, range_end: bytes) -> tuple[bytes, bytes | None]:
+    """Translate etcd's range-end convention into a half-open interval ``[start, end)``.
+
+    ``range_end == b""`` is the single key (returned as ``[key, key + b"\\0")``),
+    ``range_end == b"\\0"`` has no upper bound (``end=None``), anything else is
+    ``[key, range_end)``, which is empty when ``range_end <= key``.
+    """
+    if range_end == b"":
+        return key, key + b"\0"
+    if range_end == b"\0":
+        return key, None
+    return key, range_end
+
+
+def _kv_key(rev: Revision) -> bytes:
+    return schema.KV_PREFIX + rev.to_bytes()
+
+
+@dataclass(slots=True)
+class _History:
+    """The changes of one key, oldest first: ``(main, sub, is_tombstone)``.
+
+    Invariants: non-empty; strictly ascending by ``(main, sub)``.
+    """
+
+    revs: list[tuple[int, int, bool]] = field(default_factory=list)
+
+    def at(self, rev: int) -> tuple[int, int] | None:
+        """The live record visible at main revision ``rev``, or ``None``."""
+        i = bisect.bisect_right(self.revs, rev, key=_MAIN) - 1
+        if i < 0 or self.revs[i][2]:
+            return None
+        main, sub, _ = self.revs[i]
+        return main, sub
+
+    def latest_live(self) -> tuple[int, int] | None:
+        """The newest record if it is live."""
+        main, sub, tomb = self.revs[-1]
+        return None if tomb else (main, sub)
+
+
+class MVCCStore:
+    """The revisioned key space over a :class:`Backend`.
+
+    Invariants:
+        * ``revision >= FRESH_REVISION`` and ``compact_revision <= revision``.
+        * ``_keys`` is sorted and holds exactly the keys of ``_index``.
+        * every record in the backend has ``main <= revision`` and appears in ``_index``.
+        * all changes go through :class:`WriteTxn`; after a failed write txn the caller
+          calls :meth:`reload` to drop its half-applied in-memory changes.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._index: dict[bytes, _History] = {}
+        self._keys: list[bytes] = []
+        self._revision = FRESH_REVISION
+        self._compact = NO_COMPACTION
+        self.reload()
+
+    @property
+    def revision(self) -> int:
+        """The current store revision."""
+        return self._revision
+
+    @property
+    def compact_revision(self) -> int:
+        """The revision of the last compaction, or :data:`NO_COMPACTION`."""
+        return self._compact
+
+    def reload(self) -> None:
+        """Rebuild the in-memory index and meta values from the backend."""
+        self._index = {}
+        end = schema.next_prefix(schema.KV_PREFIX)
+        for bkey, value in self._backend.scan(schema.KV_PREFIX, end):
+            rev = Revision.from_bytes(bkey[len(schema.KV_PREFIX) :])
+            kv = codec.decode(value, KeyValue)
+            hist = self._index.setdefault(kv.key, _History())
+            hist.revs.append((rev.main, rev.sub, kv.create_revision == 0))
+        self._keys = sorted(self._index)
+        raw_rev = self._backend.get(schema.META_REVISION)
+        raw_compact = self._backend.get(schema.META_COMPACT)
+        self._revision = FRESH_REVISION if raw_rev is None else schema.decode_i64(raw_rev)
+        self._compact = NO_COMPACTION if raw_compact is None else schema.decode_i64(raw_compact)
+
+    def range(self, req: Range) -> RangeResult:
+        """Serve a :class:`Range` at the current revision (no log entry involved).
+
+        Raises:
+            FutureRevisionError: ``req.revision`` is above the current revision.
+            CompactedError: ``req.revision`` is below the compact revision.
+        """
+        return self._range(req, self._revision, {})
+
+    def begin(self) -> WriteTxn:
+        """Start the write transaction of one request."""
+        return WriteTxn(self)
+
+    def live_kvs(self) -> Iterator[KeyValue]:
+        """Every live key at the current revision, in key order."""
+        for key in self._keys:
+            found = self._index[key].latest_live()
+            if found is not None:
+                yield self._read(Revision(*found), {})
+
+    # ----------------------------------------------------------------- internals
+
+    def _read(self, rev: Revision, pending: dict[bytes, bytes | None]) -> KeyValue:
+        bkey = _kv_key(rev)
+        raw = pending[bkey] if bkey in pending else self._backend.get(bkey)
+        if raw is None:
+            raise KeyError(f"mvcc: record {rev} is indexed but missing from the backend")
+        return codec.decode(raw, KeyValue)
+
+    def _keys_in(self, key: bytes, range_end: bytes) -> list[bytes]:
+        if range_end == b"":
+            return [key] if key in self._index else []
+        start, end = interval(key, range_end)
+        lo = bisect.bisect_left(self._keys, start)
+        hi = len(self._keys) if end is None else bisect.bisect_left(self._keys, end)
+        return self._keys[lo:hi]
+
+    def _visible(self, key: bytes, range_end: bytes, rev: int) -> list[Revision]:
+        """Revisions of the keys in the range that are live at ``rev``, in key order."""
+        out: list[Revision] = []
+        for k in self._keys_in(key, range_end):
+            found = self._index[k].at(rev)
+            if found is not None:
+                out.append(Revision(*found))
+        return out
+
+    def _check_revision(self, requested: int, current: int) -> int:
+        """etcd's ``rangeKeys`` revision rules; returns the revision to read at."""
+        if requested > current:
+            raise FutureRevisionError()
+        rev = current if requested <= 0 else requested
+        if rev < self._compact:
+            raise CompactedError(MSG_COMPACTED, compact_revision=self._compact)
+        return rev
+
+    def _range(
+        self, req: Range, current: int, pending: dict[bytes, bytes | None]
+    ) -> RangeResult:
+        """etcd 3.4 ``applierV3backend.Range`` over ``rangeKeys`` at ``current``."""
+        rev = self._check_revision(req.revision, current)
+        revs = self._visible(req.key, req.range_end, rev)
+        if req.count_only or not revs:
+            return RangeResult(revision=current, count=len(revs))
+        filtered = bool(
+            req.min_mod_revision or req.max_mod_revision
+            or req.min_create_revision or req.max_create_revision
+        )  # fmt: skip
+        order = req.sort_order
+        if req.sort_target != SortTarget.KEY and order == SortOrder.NONE:
+            order = SortOrder.ASCEND
+        fetch = len(revs)
+        if req.limit > 0 and order == SortOrder.NONE and not filtered:
+            fetch = min(fetch, req.limit + 1)  # one extra decides `more`
+        kvs = [self._read(r, pending) for r in revs[:fetch]]
+        if filtered:
+            kvs = [kv for kv in kvs if _within(kv, req)]
+        if order != SortOrder.NONE and not (
+            order == SortOrder.ASCEND and req.sort_target == SortTarget.KEY
+        ):
+            kvs.sort(key=_SORT_KEYS[req.sort_target], reverse=order == SortOrder.DESCEND)
+        more = 0 < req.limit < len(kvs)
+        if more:
+            kvs = kvs[: req.limit]
+        if req.keys_only:
+            kvs = [KeyValue(kv.key, kv.create_revision, kv.mod_revision, kv.version, b"",
+                            kv.lease) for kv in kvs]  # fmt: skip
+        return RangeResult(revision=current, kvs=tuple(kvs), more=more, count=len(revs))
+
+
+def _within(kv: KeyValue, req: Range) -> bool:
+    """The min/max mod/create revision filters of a :class:`Range` (0 = no bound)."""
+    return not (
+        (req.max_mod_revision and kv.mod_revision > req.max_mod_revision)
+        or (req.min_mod_revision and kv.mod_revision < req.min_mod_revision)
+        or (req.max_create_revision and kv.create_revision > req.max_create_revision)
+        or (req.min_create_revision and kv.create_revision < req.min_create_revision)
+    )
+
+
+class WriteTxn:
+    """The changes of one request, all at main revision ``begin_revision + 1``.
+
+    Reads inside the transaction see its earlier writes. Backend writes are buffered in
+    ``pending`` until :meth:`commit` copies them into the request's batch; the in-memory
+    index is updated immediately, so a transaction that fails after changing something
+    (``dirty``) must be followed by :meth:`MVCCStore.reload`.
+
+    Invariants:
+        * ``events`` lists the changes in order; the n-th change has ``sub == n``.
+        * ``revision == begin_revision + 1`` iff at least one key changed.
+    """
+
+    def __init__(self, store: MVCCStore) -> None:
+        self._store = store
+        self.begin_revision = store.revision
+        self.pending: dict[bytes, bytes | None] = {}
+        self.events: list[Event] = []
+        self.dirty = False
+        self._new_compact: int | None = None
+
+    @property
+    def revision(self) -> int:
+        """The store revision as this transaction sees it."""
+        return self.begin_revision + 1 if self.events else self.begin_revision
+
+    @property
+    def compact_revision(self) -> int:
+        """The compact revision, including a compaction done by this transaction."""
+        if self._new_compact is not None:
+            return self._new_compact
+        return self._store.compact_revision
+
+    def range(self, req: Range) -> RangeResult:
+        """A :class:`Range` that sees this transaction's writes (etcd ``storeTxnWrite``)."""
+        return self._store._range(req, self.revision, self.pending)
+
+    def get(self, key: bytes) -> KeyValue | None:
+        """The live value of ``key`` as this transaction sees it."""
+        hist = self._store._index.get(key)
+        found = None if hist is None else hist.latest_live()
+        return None if found is None else self._store._read(Revision(*found), self.pending)
+
+    def stage(self, backend_key: bytes, value: bytes | None) -> None:
+        """Buffer a raw backend write (``None`` deletes) to commit with this request."""
+        self.dirty = True
+        self.pending[backend_key] = value
+
+    def put(self, key: bytes, value: bytes, lease: int) -> KeyValue:
+        """Write ``key``; returns the new :class:`KeyValue` (the event carries the old)."""
+        prev = self.get(key)
+        rev = Revision(self.begin_revision + 1, len(self.events))
+        kv = KeyValue(
+            key=key,
+            create_revision=rev.main if prev is None else prev.create_revision,
+            mod_revision=rev.main,
+            version=1 if prev is None else prev.version + 1,
+            value=value,
+            lease=lease,
+        )
+        self._record(rev, kv, tombstone=False)
+        self.events.append(Event(EventType.PUT, kv, prev))
+        return kv
+
+    def delete_range(self, key: bytes, range_end: bytes) -> list[KeyValue]:
+        """Delete the live keys of the range, in key order; returns their previous values."""
+        deleted: list[KeyValue] = []
+        for k in list(self._store._keys_in(key, range_end)):
+            prev = self.get(k)
+            if prev is None:
+                continue
+            rev = Revision(self.begin_revision + 1, len(self.events))
+            tomb = KeyValue(key=k, mod_revision=rev.main)
+            self._record(rev, tomb, tombstone=True)
+            self.events.append(Event(EventType.DELETE, tomb, prev))
+            deleted.append(prev)
+        return deleted
+
+    def _record(self, rev: Revision, kv: KeyValue, *, tombstone: bool) -> None:
+        store = self._store
+        self.stage(_kv_key(rev), codec.encode(kv))
+        hist = store._index.get(kv.key)
+        if hist is None:
+            hist = store._index[kv.key] = _History()
+            bisect.insort(store._keys, kv.key)
+        hist.revs.append((rev.main, rev.sub, tombstone))
+
+    def compact(self, revision: int) -> None:
+        """Drop history below ``revision`` (see the module docstring).
+
+        Raises:
+            CompactedError: ``revision`` is not above the previous compact revision.
+            FutureRevisionError: ``revision`` is above the current revision.
+        """
+        store = self._store
+        if revision <= store.compact_revision:
+            raise CompactedError(MSG_COMPACTED, compact_revision=store.compact_revision)
+        if revision > self.revision:
+            raise FutureRevisionError()
+        self.dirty = True
+        self._new_compact = revision
+        for key in list(store._keys):
+            hist = store._index[key]
+            split = bisect.bisect_left(hist.revs, revision, key=_MAIN)
+            below = hist.revs[:split]
+            keep_last = bool(below) and not below[-1][2]
+            for main, sub, _ in below[:-1] if keep_last else below:
+                self.stage(_kv_key(Revision(main, sub)), None)
+            hist.revs[:split] = below[-1:] if keep_last else []
+            if not hist.revs:
+                del store._index[key]
+                del store._keys[bisect.bisect_left(store._keys, key)]
+
+    def commit(self, batch: WriteBatch) -> None:
+        """Copy the buffered writes and the new meta values into ``batch``.
+
+        The caller writes ``batch`` to the backend, then calls :meth:`finish`.
+        """
+        for bkey, value in self.pending.items():
+            if value is None:
+                batch.delete(bkey)
+            else:
+                batch.put(bkey, value)
+        if self.events:
+            batch.put(schema.META_REVISION, schema.encode_i64(self.revision))
+        if self._new_compact is not None:
+            batch.put(schema.META_COMPACT, schema.encode_i64(self._new_compact))
+
+    def finish(self) -> None:
+        """Publish the new revision and compact revision after the batch is durable."""
+        self._store._revision = self.revision
+        if self._new_compact is not None:
+            self._store._compact = self._new_compact
