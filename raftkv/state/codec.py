@@ -277,8 +277,8 @@ class _Record:
 
 
 def _is_default(value: Any, default: Any) -> bool:
-    return default is not dataclasses.MISSING and type(value) is type(default) and (
-        value == default
+    return (
+        default is not dataclasses.MISSING and type(value) is type(default) and (value == default)
     )
 
 

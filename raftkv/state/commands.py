@@ -207,7 +207,14 @@ class LeaseCheckpoint:
 
 
 Command = (
-    Range | Put | DeleteRange | Txn | Compact | LeaseGrant | LeaseRevoke | LeaseRenew
+    Range
+    | Put
+    | DeleteRange
+    | Txn
+    | Compact
+    | LeaseGrant
+    | LeaseRevoke
+    | LeaseRenew
     | LeaseCheckpoint
 )
 """Everything that can be proposed. A :class:`Range` through the log is a linearizable read."""

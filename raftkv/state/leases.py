@@ -39,6 +39,13 @@ MAX_LEASE_TTL_S = 9_000_000_000
 NO_LEASE = 0
 
 _RECORD = struct.Struct(">qq")  # ttl_s, expiry_ms
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _deadline(now_ms: int, delta_ms: int) -> int:
+    """``now_ms + delta_ms`` saturated to int64, so that no proposed value can make every
+    replica fail while persisting it."""
+    return max(_INT64_MIN, min(_INT64_MAX, now_ms + delta_ms))
 
 
 @dataclass(slots=True)
@@ -142,7 +149,7 @@ class LeaseTable:
             raise LeaseTTLTooLargeError()
         if cmd.id in self._leases:
             raise LeaseExistsError()
-        lease = Lease(cmd.id, cmd.ttl_s, cmd.now_ms + cmd.ttl_s * 1000)
+        lease = Lease(cmd.id, cmd.ttl_s, _deadline(cmd.now_ms, cmd.ttl_s * 1000))
         self._leases[cmd.id] = lease
         self._persist(txn, lease)
         return lease
@@ -170,7 +177,7 @@ class LeaseTable:
         lease = self._leases.get(cmd.id)
         if lease is None:
             raise lease_not_found()
-        lease.expiry_ms = cmd.now_ms + lease.ttl_s * 1000
+        lease.expiry_ms = _deadline(cmd.now_ms, lease.ttl_s * 1000)
         self._persist(txn, lease)
         return lease
 
@@ -179,7 +186,7 @@ class LeaseTable:
         for item in cmd.checkpoints:
             lease = self._leases.get(item.id)
             if lease is not None:
-                lease.expiry_ms = cmd.now_ms + item.remaining_ms
+                lease.expiry_ms = _deadline(cmd.now_ms, item.remaining_ms)
                 self._persist(txn, lease)
 
     def observe(self, events: Iterable[Event]) -> None:

@@ -195,9 +195,7 @@ class MVCCStore:
             raise CompactedError(MSG_COMPACTED, compact_revision=self._compact)
         return rev
 
-    def _range(
-        self, req: Range, current: int, pending: dict[bytes, bytes | None]
-    ) -> RangeResult:
+    def _range(self, req: Range, current: int, pending: dict[bytes, bytes | None]) -> RangeResult:
         """etcd 3.4 ``applierV3backend.Range`` over ``rangeKeys`` at ``current``."""
         rev = self._check_revision(req.revision, current)
         revs = self._visible(req.key, req.range_end, rev)

@@ -63,9 +63,9 @@ class Model:
 
     # -------------------------------------------------------------- reads
 
-    def range(self, req: Range, state: State | None = None, current: int | None = None) -> (
-        RangeResult
-    ):
+    def range(
+        self, req: Range, state: State | None = None, current: int | None = None
+    ) -> RangeResult:
         current = self.revision if current is None else current
         if req.revision > current:
             raise ModelError(ErrorCode.FUTURE_REVISION)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from raftkv.errors import CompactedError, LeaseNotFoundError
 from raftkv.state import MemoryBackend, StateMachine, WriteBatch, encode_request, schema
@@ -19,6 +21,7 @@ from raftkv.state.commands import (
 )
 from raftkv.state.errors import ApplyError, FutureRevisionError, StaleRequestError
 from raftkv.state.machine import error_to_exception
+from tests.state import strategies as s
 from tests.state.helpers import Node
 
 
@@ -154,3 +157,17 @@ def test_snapshot_restore_roundtrip_and_corruption() -> None:
     with pytest.raises(ApplyError):
         other.sm.restore(snap[:-1] + bytes([snap[-1] ^ 1]))
     assert other.sm.snapshot() == snap
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(s.requests, max_size=12))
+def test_any_decodable_request_applies_without_raising(requests: list[Request]) -> None:
+    # An exception here would stop every replica at the same entry: apply must turn every
+    # well-formed command, however absurd its values, into a result.
+    sm = StateMachine(MemoryBackend())
+    for index, request in enumerate(requests, start=1):
+        applied = sm.apply(index, encode_request(request))
+        assert applied.result is not None
+    again = StateMachine(MemoryBackend())
+    again.restore(sm.snapshot())
+    assert again.snapshot() == sm.snapshot()

@@ -181,9 +181,7 @@ class StoreVsModel(RuleBasedStateMachine):
             assert got == tuple(state[k] for k in sorted(state)), rev
 
 
-StoreVsModel.TestCase.settings = settings(
-    max_examples=200, stateful_step_count=50, deadline=None
-)
+StoreVsModel.TestCase.settings = settings(max_examples=200, stateful_step_count=50, deadline=None)
 TestStoreVsModel = StoreVsModel.TestCase
 
 

@@ -23,8 +23,11 @@ from raftkv.state.commands import (
 )
 from tests.state.helpers import Node
 
-EQ, NE, GT, LT = CompareResult.EQUAL, CompareResult.NOT_EQUAL, CompareResult.GREATER, (
-    CompareResult.LESS
+EQ, NE, GT, LT = (
+    CompareResult.EQUAL,
+    CompareResult.NOT_EQUAL,
+    CompareResult.GREATER,
+    (CompareResult.LESS),
 )
 
 
