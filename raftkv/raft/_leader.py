@@ -197,6 +197,10 @@ def _handle_heartbeat_response(r: Raft, m: Message) -> None:
         return
     pr.recent_active = True
     pr.msg_app_flow_paused = False
+    if pr.state is ProgressState.REPLICATE and pr.inflights.full():
+        # The follower is alive but the window is full: its acks (or our appends) were
+        # probably lost. Free one slot so replication can make progress again.
+        pr.inflights.free_first_one()
     if pr.match < r.log.last_index() or pr.state is ProgressState.PROBE:
         maybe_send_append(r, m.frm, send_if_empty=True)
     if not m.context:

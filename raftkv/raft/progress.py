@@ -47,6 +47,11 @@ class Inflights:
         while items and items[0][0] <= index:
             self.bytes -= items.popleft()[1]
 
+    def free_first_one(self) -> None:
+        """Free the oldest in-flight append (its ack was probably lost)."""
+        if self._items:
+            self.bytes -= self._items.popleft()[1]
+
     def full(self) -> bool:
         return len(self._items) >= self.size or (0 < self.max_bytes <= self.bytes)
 
