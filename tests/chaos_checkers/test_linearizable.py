@@ -282,3 +282,17 @@ def test_mutex_model_through_the_checker() -> None:
     bad = history_of(op("acquire", 0, 10), op("acquire", 20, 30), op("release", 40, 50))
     assert check_linearizable(ok, MutexModel()).outcome is Outcome.OK
     assert check_linearizable(bad, MutexModel()).outcome is Outcome.ILLEGAL
+
+
+def test_indeterminate_operation_the_model_can_never_apply_is_left_out() -> None:
+    # the register model accepts any indeterminate write at the end; a mutex does not
+    # accept a second acquire while held, so this needs "may never take effect"
+    def op(f: str, call: int, ret: int | None, status: EventType = OK):
+        return op_events(next(_pids), f, "lock", None, call, ret, status)
+
+    h = history_of(op("acquire", 0, 10), op("acquire", 20, 30, INFO), op("acquire", 40, None))
+    assert check_linearizable(h, MutexModel()).outcome is Outcome.OK
+    held_twice = history_of(
+        op("acquire", 0, 10), op("acquire", 20, 30, INFO), op("acquire", 40, 50)
+    )
+    assert check_linearizable(held_twice, MutexModel()).outcome is Outcome.ILLEGAL
