@@ -41,7 +41,7 @@ import base64
 import enum
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, TypeAlias
 
@@ -53,6 +53,7 @@ __all__ = [
     "Key",
     "Operation",
     "Process",
+    "Recorder",
     "Value",
     "decode_value",
     "encode_value",
@@ -404,6 +405,57 @@ def _operation(
         invoke_index=invoke_index,
         complete_index=complete_index,
     )
+
+
+class Recorder:
+    """Records events as they happen, for a workload runner.
+
+    Time comes from an injected monotonic clock in nanoseconds (e.g.
+    ``time.monotonic_ns``), so tests can drive it. If ``sink`` is given, each event is
+    written to it as a JSON line and flushed at once, so a crashed run keeps its history.
+    Not thread-safe: use it from one thread (or one asyncio loop).
+    """
+
+    def __init__(self, clock_ns: Callable[[], int], sink: IO[str] | None = None) -> None:
+        """Creates an empty recorder.
+
+        Args:
+            clock_ns: a monotonic clock in integer nanoseconds.
+            sink: an optional text stream that receives every event as it is recorded.
+        """
+        self._clock_ns = clock_ns
+        self._sink = sink
+        self._events: list[Event] = []
+
+    def invoke(self, process: Process, f: str, key: Key = None, value: Value = None) -> Event:
+        """Records that ``process`` is about to send an operation."""
+        return self._add(Event(EventType.INVOKE, process, self._clock_ns(), f, key, value))
+
+    def complete(
+        self, invocation: Event, outcome: EventType, value: Value = None, error: str | None = None
+    ) -> Event:
+        """Records the outcome of ``invocation`` (``ok``, ``fail`` or ``info``).
+
+        Raises:
+            HistoryError: ``outcome`` is ``invoke``.
+        """
+        if outcome is EventType.INVOKE:
+            raise HistoryError("complete() needs ok, fail or info")
+        inv = invocation
+        return self._add(
+            Event(outcome, inv.process, self._clock_ns(), inv.f, inv.key, value, error)
+        )
+
+    def history(self) -> History:
+        """The events so far, as a validated :class:`History`."""
+        return History(self._events)
+
+    def _add(self, event: Event) -> Event:
+        self._events.append(event)
+        if self._sink is not None:
+            self._sink.write(event.to_json() + "\n")
+            self._sink.flush()
+        return event
 
 
 # --- Jepsen EDN -----------------------------------------------------------------------

@@ -14,6 +14,7 @@ from chaos.history import (
     EventType,
     History,
     HistoryError,
+    Recorder,
     Value,
     decode_value,
     encode_value,
@@ -183,3 +184,24 @@ def test_edn_uses_jepsen_independent_tuples() -> None:
         lines[2] == "{:index 2, :type :invoke, :f :start, :process :nemesis, :time 10, "
         ':value "/w=="}'
     )
+
+
+def test_recorder_stamps_events_with_the_injected_clock_and_streams_them() -> None:
+    ticks = iter(range(100, 1000, 10))
+    sink = io.StringIO()
+    rec = Recorder(lambda: next(ticks), sink)
+    a = rec.invoke(1, "write", "x", b"\x01")
+    b = rec.invoke(2, "read", "x")
+    rec.complete(a, OK, b"\x01")
+    rec.complete(b, INFO, error="timeout")
+    with pytest.raises(HistoryError):
+        rec.complete(b, INVOKE)
+    h = rec.history()
+    assert [(e.type, e.time) for e in h.events] == [
+        (INVOKE, 100),
+        (INVOKE, 110),
+        (OK, 120),
+        (INFO, 130),
+    ]
+    assert h.operations[1].error == "timeout"
+    assert History.loads(sink.getvalue()).events == h.events
