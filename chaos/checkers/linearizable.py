@@ -33,6 +33,17 @@ longest linearizable prefix (and the model state after it), the operation that c
 linearized there, and the operations concurrent with it. The search is bounded by an
 optional step limit per key and an optional wall-clock budget (with an injected clock);
 running out yields ``unknown``, never a hang.
+
+Cost
+----
+Linear in practice when per-key concurrency is low: 10,000 operations over 50 keys from
+10 clients (3% indeterminate) check in about 0.03 s in CPython. The search is exponential
+in the number of operations that may be reordered, so one hot key with many concurrent
+clients *and* many indeterminate operations can exhaust any budget when it is not
+linearizable (each pending ``info`` operation doubles the configurations to rule out);
+bound such runs with ``max_steps_per_key`` / ``time_budget_s``. (Subsumption of
+configurations that differ only in linearized indeterminate operations was tried: it cut
+steps by under a third and tripled their cost, so it is not used.)
 """
 
 from __future__ import annotations
