@@ -30,7 +30,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from chaos.simnode import ZERO_HASH, SimNode, encode_state
+from chaos.simnode import ZERO_HASH, NodeKnobs, SimNode, encode_state
 from raftkv.raft.errors import ProposalDropped
 from raftkv.raft.rawnode import Ready
 from raftkv.raft.types import (
@@ -70,16 +70,29 @@ class Faults:
     partition: float = 0.015
     heal: float = 0.03
     crash: float = 0.006
-    crash_mid_ready: float = 0.003
+    crash_mid_ready: float = 0.01
+    bounce: float = 0.5
     restart: float = 0.05
     pause: float = 0.004
     membership: float = 0.008
     transfer: float = 0.004
+    chase: float = 0.1
+    """Probability of isolating a leader right after it is elected (divergent logs)."""
+
+    def swarm(self, rng: random.Random) -> Faults:
+        """A per-seed mix ("swarm testing"): each fault kind scaled by 0 to 4, so that
+        some seeds stress one fault hard while others combine several gently."""
+        scale = [0.0, 0.5, 1.0, 2.0, 4.0]
+        kw = {name: min(1.0, getattr(self, name) * rng.choice(scale))
+              for name in ("drop", "duplicate", "partition", "crash", "crash_mid_ready",
+                           "pause", "membership", "transfer", "chase")}
+        return replace(self, max_delay=rng.choice([1, 3, 6]), **kw)
 
     @classmethod
     def none(cls) -> Faults:
         return cls(drop=0, duplicate=0, max_delay=1, partition=0, heal=0, crash=0,
-                   crash_mid_ready=0, restart=0, pause=0, membership=0, transfer=0)
+                   crash_mid_ready=0, bounce=0, restart=0, pause=0, membership=0,
+                   transfer=0, chase=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +103,8 @@ class SimConfig:
     heal_ticks: int = 300
     """The last ``heal_ticks`` ticks run without faults, to check liveness."""
     faults: Faults = field(default_factory=Faults)
+    swarm: bool = True
+    """Scale each fault kind per seed (see :meth:`Faults.swarm`)."""
     election_ticks: int = 10
     heartbeat_ticks: int = 2
     snapshot_every: int = 30
@@ -100,7 +115,11 @@ class SimConfig:
     min_voters: int = 3
     leader_bound_ticks: int = 200
     commit_bound_ticks: int = 100
+    drain_ticks: int = 2000
     trace_len: int = 300
+    max_size_per_msg: int | None = None
+    """Bytes per append; None picks one per seed (tiny values split appends per entry)."""
+    max_inflight_msgs: int | None = None
 
 
 @dataclass(slots=True)
@@ -129,10 +148,11 @@ class Simulator:
         self.net: list[tuple[int, int, Message]] = []  # heap of (due tick, seq, message)
         self.seq = 0
         self.blocked: set[tuple[int, int]] = set()
-        self.faults = cfg.faults
+        self.faults = cfg.faults.swarm(self.rng) if cfg.swarm else cfg.faults
         self.healed = False
         # global knowledge for the checks
         self.leader_of_term: dict[int, int] = {}
+        self.votes: dict[tuple[int, int], int] = {}
         self.entry_meta: dict[tuple[int, int], tuple[bytes, int]] = {}
         self.committed: dict[int, tuple[int, bytes]] = {}
         self.apply_hash: dict[int, bytes] = {}
@@ -141,7 +161,12 @@ class Simulator:
         self.max_acked = 0
         self.read_starts: dict[bytes, int] = {}
         self.heal_proposals: dict[bytes, tuple[int, int, int]] = {}
+        self.progress_mark = (0, 0)
+        self.chase_at = -1
+        self.last_matches: dict[int, int] = {}
         self.next_node_id = cfg.nodes + 1
+        self.max_size_per_msg = cfg.max_size_per_msg or self.rng.choice([1, 64, 512, 4096])
+        self.max_inflight_msgs = cfg.max_inflight_msgs or self.rng.choice([1, 2, 8, 64])
         self.nodes: dict[int, SimNode] = {}
         self._bootstrap()
 
@@ -153,10 +178,15 @@ class Simulator:
         self.committed[1] = (1, b"bootstrap")
         self.max_committed = 1
         for nid in sorted(voters):
-            node = SimNode(nid, self._node_rng(), self.cfg)
+            node = SimNode(nid, self._node_rng(), self._knobs())
             node.storage.apply_snapshot(snap)
             node.start()
             self.nodes[nid] = node
+
+    def _knobs(self) -> NodeKnobs:
+        c = self.cfg
+        return NodeKnobs(c.election_ticks, c.heartbeat_ticks, self.max_size_per_msg,
+                         self.max_inflight_msgs, c.snapshot_every, c.keep_entries)
 
     def _node_rng(self) -> random.Random:
         return random.Random(self.rng.getrandbits(64))
@@ -203,10 +233,27 @@ class Simulator:
             self._deliver_and_process()
             if self.healed:
                 self._check_liveness()
+        self._drain()
         if self.cfg.heal_ticks > self.cfg.commit_bound_ticks and self.stats.heal_commits == 0:
             self.fail("liveness: no proposal committed after the faults healed")
         self.stats.ticks = self.cfg.ticks
         return self.stats
+
+    def _drain(self) -> None:
+        """Keep ticking, without new proposals, until every proposal made to the leader
+        after the heal has committed (bounded by ``drain_ticks``)."""
+        end = self.now + self.cfg.drain_ticks
+        while self.heal_proposals and self.now < end:
+            self.now += 1
+            for node in list(self.nodes.values()):
+                if node.raw is not None:
+                    node.raw.tick()
+            self._deliver_and_process()
+            self._check_liveness()
+        if self.heal_proposals:
+            data = next(iter(self.heal_proposals))
+            self.fail(f"liveness: {len(self.heal_proposals)} proposal(s) made to the leader "
+                      f"after the heal never committed, e.g. {data!r}")
 
     def _deliver_and_process(self) -> None:
         for _ in range(16):
@@ -221,6 +268,11 @@ class Simulator:
     # -- the network ---------------------------------------------------------------------------
     def send(self, m: Message) -> None:
         self.stats.messages += 1
+        if m.type is MT.VOTE_RESP and not m.reject:
+            granted = self.votes.setdefault((m.frm, m.term), m.to)
+            if granted != m.to:
+                self.fail(f"double vote: {m.frm:x} voted for {granted:x} and {m.to:x} "
+                          f"in term {m.term}")
         if (m.frm, m.to) in self.blocked or self.rng.random() < self.faults.drop:
             self._on_undelivered(m)
             return
@@ -272,10 +324,13 @@ class Simulator:
             self._on_soft_state(node, rd)
         for m in rd.messages_now:
             self.send(m)
-        if self.faults.crash_mid_ready and self.rng.random() < self.faults.crash_mid_ready:
-            self.note("%x crashes before persisting a ready (%d entries)", node.id,
-                      len(rd.entries))
+        if rd.must_sync and self.rng.random() < self.faults.crash_mid_ready:
+            # A crash at the durability boundary: what was sent is out, nothing persisted.
+            self.note("%x crashes before persisting a ready (%d entries, %s)", node.id,
+                      len(rd.entries), rd.hard_state)
             self._crash(node)
+            if self.rng.random() < self.faults.bounce:
+                self._restart(node)  # the process manager restarts it at once
             return
         if rd.snapshot is not None:
             self._install_snapshot(node, rd.snapshot)
@@ -310,6 +365,8 @@ class Simulator:
         if other != node.id:
             self.fail(f"election safety: {other:x} and {node.id:x} both lead term {term}")
         self._check_leader_completeness(node)
+        if not self.healed and self.rng.random() < self.faults.chase:
+            self.chase_at = self.now + self.rng.randint(0, 2 * self.cfg.heartbeat_ticks)
 
     # -- checks ---------------------------------------------------------------------------------
     def _check_log_matching(self, node: SimNode, entries: tuple[Entry, ...]) -> None:
@@ -401,19 +458,30 @@ class Simulator:
                               f"{e.index} on leader {node.id:x}")
 
     def _check_liveness(self) -> None:
+        """After the heal: a leader within ``leader_bound_ticks``; while it has proposals
+        outstanding, the commit index advances at least every ``commit_bound_ticks``; and
+        at the end every proposal made to a still-reigning leader has committed."""
         heal_at = self.cfg.ticks - self.cfg.heal_ticks
         leader = self._leader()
-        if leader is None:
+        if leader is None or leader.raw is None:
             if self.now - heal_at > self.cfg.leader_bound_ticks:
                 self.fail(f"liveness: no leader {self.cfg.leader_bound_ticks} ticks after heal")
             return
-        for data, (at, nid, term) in list(self.heal_proposals.items()):
-            if leader.id != nid or leader.raw is None or leader.raw.raft.term != term:
+        term = leader.raw.raft.term
+        for data, (_, nid, t) in list(self.heal_proposals.items()):
+            if nid != leader.id or t != term:
                 # Its leader was deposed: the outcome is indeterminate, not a failure.
                 del self.heal_proposals[data]
-            elif self.now - at > self.cfg.commit_bound_ticks:
-                self.fail(f"liveness: proposal {data!r} made at tick {at} to the leader "
-                          f"has not committed after {self.cfg.commit_bound_ticks} ticks")
+        # Progress = the commit index or some follower's match index advancing (a long
+        # catch-up with one entry per message under reordering is slow but not stuck).
+        matches = {nid: pr.match for nid, pr in leader.raw.raft.prs.items()}
+        moved = any(m > self.last_matches.get(nid, -1) for nid, m in matches.items())
+        self.last_matches = matches
+        if moved or self.max_committed > self.progress_mark[0] or not self.heal_proposals:
+            self.progress_mark = (self.max_committed, self.now)
+        elif self.now - self.progress_mark[1] > self.cfg.commit_bound_ticks:
+            self.fail(f"liveness: no replication progress for {self.cfg.commit_bound_ticks} "
+                      f"ticks with proposals outstanding (commit {self.max_committed})")
 
     def _leader(self) -> SimNode | None:
         best: SimNode | None = None
@@ -463,7 +531,9 @@ class Simulator:
     # -- faults ---------------------------------------------------------------------------------
     def _inject_faults(self) -> None:
         f, r = self.faults, self.rng
-        if self.blocked and r.random() < f.heal:
+        if self.chase_at == self.now:
+            self._partition("chase")  # isolate the newly elected leader
+        elif self.blocked and r.random() < f.heal:
             self.blocked = set()
             self.note("partition healed")
         elif r.random() < f.partition:
@@ -493,12 +563,12 @@ class Simulator:
             return leader
         return self.rng.choice(candidates)
 
-    def _partition(self) -> None:
+    def _partition(self, kind: str | None = None) -> None:
         ids = sorted(n.id for n in self.nodes.values() if not n.removed)
         r = self.rng
-        kind = r.choice(["random", "leader", "majority", "bridge"])
+        kind = kind or r.choice(["random", "leader", "majority", "bridge"])
         leader = self._leader()
-        if kind == "leader" and leader is not None:
+        if kind in ("leader", "chase") and leader is not None:
             side = {leader.id}
         elif kind == "majority":
             side = set(r.sample(ids, len(ids) // 2))
@@ -559,11 +629,17 @@ class Simulator:
         raft = leader.raw.raft
         voters, learners = raft.voters, raft.learners
         if learners:
-            return ConfChange(ConfChangeType.ADD_NODE, min(learners))
+            # Promote only a learner that has caught up (etcd refuses MemberPromote
+            # otherwise): a voter that cannot be caught up can cost the quorum.
+            nid = min(learners)
+            pr = raft.prs.get(nid)
+            if pr is not None and pr.match >= raft.log.committed:
+                return ConfChange(ConfChangeType.ADD_NODE, nid)
+            return None
         if len(voters) < self.cfg.max_voters:
             nid = self.next_node_id
             self.next_node_id += 1
-            node = SimNode(nid, self._node_rng(), self.cfg)
+            node = SimNode(nid, self._node_rng(), self._knobs())
             node.start()
             self.nodes[nid] = node
             return ConfChange(ConfChangeType.ADD_LEARNER, nid)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import random
 import struct
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from raftkv.raft.config import Config
 from raftkv.raft.errors import Compacted
@@ -14,10 +14,19 @@ from raftkv.raft.rawnode import RawNode
 from raftkv.raft.storage import MemoryStorage
 from raftkv.raft.types import ConfState, Entry, Snapshot
 
-if TYPE_CHECKING:
-    from chaos.sim import SimConfig
-
 ZERO_HASH = b"\0" * 16
+
+
+@dataclass(frozen=True, slots=True)
+class NodeKnobs:
+    """The per-run settings every simulated member shares."""
+
+    election_ticks: int
+    heartbeat_ticks: int
+    max_size_per_msg: int
+    max_inflight_msgs: int
+    snapshot_every: int
+    keep_entries: int
 _STATE = struct.Struct(">Q16s")
 
 
@@ -39,7 +48,7 @@ def digest(prev: bytes, e: Entry) -> bytes:
 class SimNode:
     """A member of the simulated cluster. ``storage`` survives crashes; ``raw`` does not."""
 
-    def __init__(self, node_id: int, rng: random.Random, cfg: SimConfig) -> None:
+    def __init__(self, node_id: int, rng: random.Random, cfg: NodeKnobs) -> None:
         self.id = node_id
         self.rng = rng
         self.cfg = cfg
@@ -61,7 +70,8 @@ class SimNode:
             self.restore(snap)
         cfg = Config(id=self.id, rng=self.rng, election_ticks=self.cfg.election_ticks,
                      heartbeat_ticks=self.cfg.heartbeat_ticks, applied=self.applied,
-                     max_size_per_msg=4096, max_inflight_msgs=8)
+                     max_size_per_msg=self.cfg.max_size_per_msg,
+                     max_inflight_msgs=self.cfg.max_inflight_msgs)
         self.raw = RawNode(cfg, self.storage)
 
     def crash(self) -> None:
