@@ -7,7 +7,7 @@ Used by ``tests/sim/test_planted_bugs.py`` only; nothing in ``raftkv`` knows abo
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from raftkv.raft import _leader, core
 from raftkv.raft.log import RaftLog
@@ -24,7 +24,7 @@ def _patched(owner: object, name: str, value: object) -> Iterator[None]:
         setattr(owner, name, old)
 
 
-def commit_previous_term_by_counting() -> Iterator[None]:
+def commit_previous_term_by_counting() -> AbstractContextManager[None]:
     """(a) Commit any index a quorum holds, whatever its term (Figure 8 of the paper)."""
 
     def maybe_commit(self: RaftLog, max_index: int, term: int) -> bool:
@@ -36,7 +36,7 @@ def commit_previous_term_by_counting() -> Iterator[None]:
     return _patched(RaftLog, "maybe_commit", maybe_commit)
 
 
-def vote_before_persist() -> Iterator[None]:
+def vote_before_persist() -> AbstractContextManager[None]:
     """(b) Send a vote grant before the vote (and term) are durable."""
     original = core.needs_persist
 
@@ -48,7 +48,7 @@ def vote_before_persist() -> Iterator[None]:
     return _patched(core, "needs_persist", needs_persist)
 
 
-def skip_append_consistency_check() -> Iterator[None]:
+def skip_append_consistency_check() -> AbstractContextManager[None]:
     """(c) Accept an append without checking the previous entry's index and term."""
 
     def maybe_append(self: RaftLog, index: int, log_term: int, committed: int,
@@ -65,7 +65,7 @@ def skip_append_consistency_check() -> Iterator[None]:
     return _patched(RaftLog, "maybe_append", maybe_append)
 
 
-def two_pending_conf_changes() -> Iterator[None]:
+def two_pending_conf_changes() -> AbstractContextManager[None]:
     """(d) Allow a membership change while another is still pending."""
 
     def conf_change_allowed(r: object) -> bool:
@@ -74,7 +74,7 @@ def two_pending_conf_changes() -> Iterator[None]:
     return _patched(_leader, "conf_change_allowed", conf_change_allowed)
 
 
-def read_index_without_heartbeat() -> Iterator[None]:
+def read_index_without_heartbeat() -> AbstractContextManager[None]:
     """(e) Answer a ReadIndex request at once, without confirming leadership."""
 
     def send_read_index(r: core.Raft, m: Message) -> None:
@@ -83,7 +83,7 @@ def read_index_without_heartbeat() -> Iterator[None]:
     return _patched(_leader, "send_read_index", send_read_index)
 
 
-PLANTED: dict[str, Callable[[], Iterator[None]]] = {
+PLANTED: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "a-commit-previous-term": commit_previous_term_by_counting,
     "b-vote-before-persist": vote_before_persist,
     "c-skip-append-check": skip_append_consistency_check,
