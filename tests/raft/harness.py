@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from raftkv.raft.config import Config
-from raftkv.raft.rawnode import Ready, RawNode
+from raftkv.raft.rawnode import RawNode, Ready
 from raftkv.raft.storage import MemoryStorage
 from raftkv.raft.types import (
     ConfChange,
