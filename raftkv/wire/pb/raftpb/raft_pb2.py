@@ -24,37 +24,39 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n raftkv/wire/pb/raftpb/raft.proto\x12\x0eraftkv.raft.v1\"[\n\x05\x45ntry\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\r\n\x05index\x18\x02 \x01(\x04\x12\'\n\x04type\x18\x03 \x01(\x0e\x32\x19.raftkv.raft.v1.EntryType\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"-\n\tConfState\x12\x0e\n\x06voters\x18\x01 \x03(\x04\x12\x10\n\x08learners\x18\x02 \x03(\x04\"Z\n\x0cSnapshotMeta\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04term\x18\x02 \x01(\x04\x12-\n\nconf_state\x18\x03 \x01(\x0b\x32\x19.raftkv.raft.v1.ConfState\"\x9a\x02\n\x07Message\x12)\n\x04type\x18\x01 \x01(\x0e\x32\x1b.raftkv.raft.v1.MessageType\x12\n\n\x02to\x18\x02 \x01(\x04\x12\x0b\n\x03\x66rm\x18\x03 \x01(\x04\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x10\n\x08log_term\x18\x05 \x01(\x04\x12\r\n\x05index\x18\x06 \x01(\x04\x12&\n\x07\x65ntries\x18\x07 \x03(\x0b\x32\x15.raftkv.raft.v1.Entry\x12\x0e\n\x06\x63ommit\x18\x08 \x01(\x04\x12\x0e\n\x06reject\x18\t \x01(\x08\x12\x13\n\x0breject_hint\x18\n \x01(\x04\x12.\n\x08snapshot\x18\x0b \x01(\x0b\x32\x1c.raftkv.raft.v1.SnapshotMeta\x12\x0f\n\x07\x63ontext\x18\x0c \x01(\x0c\"9\n\x0cMessageBatch\x12)\n\x08messages\x18\x01 \x03(\x0b\x32\x17.raftkv.raft.v1.Message\".\n\tStreamAck\x12\x0f\n\x07\x62\x61tches\x18\x01 \x01(\x04\x12\x10\n\x08messages\x18\x02 \x01(\x04\"\xa5\x01\n\rSnapshotChunk\x12*\n\x04meta\x18\x01 \x01(\x0b\x32\x1c.raftkv.raft.v1.SnapshotMeta\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x0c\n\x04last\x18\x04 \x01(\x08\x12\x0b\n\x03\x66rm\x18\x05 \x01(\x04\x12\n\n\x02to\x18\x06 \x01(\x04\x12\x15\n\rcluster_token\x18\x07 \x01(\t\x12\x0c\n\x04term\x18\x08 \x01(\x04\"%\n\x0bSnapshotAck\x12\x16\n\x0ereceived_bytes\x18\x01 \x01(\x04\"X\n\x0cHelloRequest\x12\x15\n\rcluster_token\x18\x01 \x01(\t\x12\x0b\n\x03\x66rm\x18\x02 \x01(\x04\x12\n\n\x02to\x18\x03 \x01(\x04\x12\x18\n\x10protocol_version\x18\x04 \x01(\r\"^\n\rHelloResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x11\n\tmember_id\x18\x03 \x01(\x04\x12\x18\n\x10protocol_version\x18\x04 \x01(\r*\xb4\x03\n\x0bMessageType\x12\x1c\n\x18MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11MESSAGE_TYPE_PROP\x10\x01\x12\x14\n\x10MESSAGE_TYPE_APP\x10\x02\x12\x19\n\x15MESSAGE_TYPE_APP_RESP\x10\x03\x12\x15\n\x11MESSAGE_TYPE_VOTE\x10\x04\x12\x1a\n\x16MESSAGE_TYPE_VOTE_RESP\x10\x05\x12\x15\n\x11MESSAGE_TYPE_SNAP\x10\x06\x12\x1a\n\x16MESSAGE_TYPE_HEARTBEAT\x10\x07\x12\x1f\n\x1bMESSAGE_TYPE_HEARTBEAT_RESP\x10\x08\x12 \n\x1cMESSAGE_TYPE_TRANSFER_LEADER\x10\t\x12\x1c\n\x18MESSAGE_TYPE_TIMEOUT_NOW\x10\n\x12\x1b\n\x17MESSAGE_TYPE_READ_INDEX\x10\x0b\x12 \n\x1cMESSAGE_TYPE_READ_INDEX_RESP\x10\x0c\x12\x19\n\x15MESSAGE_TYPE_PRE_VOTE\x10\r\x12\x1e\n\x1aMESSAGE_TYPE_PRE_VOTE_RESP\x10\x0e*>\n\tEntryType\x12\x15\n\x11\x45NTRY_TYPE_NORMAL\x10\x00\x12\x1a\n\x16\x45NTRY_TYPE_CONF_CHANGE\x10\x01\x32\xdf\x01\n\x04Raft\x12\x43\n\x06Stream\x12\x1c.raftkv.raft.v1.MessageBatch\x1a\x19.raftkv.raft.v1.StreamAck(\x01\x12L\n\x0cSendSnapshot\x12\x1d.raftkv.raft.v1.SnapshotChunk\x1a\x1b.raftkv.raft.v1.SnapshotAck(\x01\x12\x44\n\x05Hello\x12\x1c.raftkv.raft.v1.HelloRequest\x1a\x1d.raftkv.raft.v1.HelloResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n raftkv/wire/pb/raftpb/raft.proto\x12\x0eraftkv.raft.v1\"[\n\x05\x45ntry\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\r\n\x05index\x18\x02 \x01(\x04\x12\'\n\x04type\x18\x03 \x01(\x0e\x32\x19.raftkv.raft.v1.EntryType\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"]\n\x07\x45ntries\x12\x0c\n\x04term\x18\x01 \x03(\x04\x12\r\n\x05index\x18\x02 \x03(\x04\x12\'\n\x04type\x18\x03 \x03(\x0e\x32\x19.raftkv.raft.v1.EntryType\x12\x0c\n\x04\x64\x61ta\x18\x04 \x03(\x0c\"-\n\tConfState\x12\x0e\n\x06voters\x18\x01 \x03(\x04\x12\x10\n\x08learners\x18\x02 \x03(\x04\"Z\n\x0cSnapshotMeta\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04term\x18\x02 \x01(\x04\x12-\n\nconf_state\x18\x03 \x01(\x0b\x32\x19.raftkv.raft.v1.ConfState\"\x9c\x02\n\x07Message\x12)\n\x04type\x18\x01 \x01(\x0e\x32\x1b.raftkv.raft.v1.MessageType\x12\n\n\x02to\x18\x02 \x01(\x04\x12\x0b\n\x03\x66rm\x18\x03 \x01(\x04\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x10\n\x08log_term\x18\x05 \x01(\x04\x12\r\n\x05index\x18\x06 \x01(\x04\x12(\n\x07\x65ntries\x18\x07 \x01(\x0b\x32\x17.raftkv.raft.v1.Entries\x12\x0e\n\x06\x63ommit\x18\x08 \x01(\x04\x12\x0e\n\x06reject\x18\t \x01(\x08\x12\x13\n\x0breject_hint\x18\n \x01(\x04\x12.\n\x08snapshot\x18\x0b \x01(\x0b\x32\x1c.raftkv.raft.v1.SnapshotMeta\x12\x0f\n\x07\x63ontext\x18\x0c \x01(\x0c\"9\n\x0cMessageBatch\x12)\n\x08messages\x18\x01 \x03(\x0b\x32\x17.raftkv.raft.v1.Message\".\n\tStreamAck\x12\x0f\n\x07\x62\x61tches\x18\x01 \x01(\x04\x12\x10\n\x08messages\x18\x02 \x01(\x04\"\xa5\x01\n\rSnapshotChunk\x12*\n\x04meta\x18\x01 \x01(\x0b\x32\x1c.raftkv.raft.v1.SnapshotMeta\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x0c\n\x04last\x18\x04 \x01(\x08\x12\x0b\n\x03\x66rm\x18\x05 \x01(\x04\x12\n\n\x02to\x18\x06 \x01(\x04\x12\x15\n\rcluster_token\x18\x07 \x01(\t\x12\x0c\n\x04term\x18\x08 \x01(\x04\"%\n\x0bSnapshotAck\x12\x16\n\x0ereceived_bytes\x18\x01 \x01(\x04\"X\n\x0cHelloRequest\x12\x15\n\rcluster_token\x18\x01 \x01(\t\x12\x0b\n\x03\x66rm\x18\x02 \x01(\x04\x12\n\n\x02to\x18\x03 \x01(\x04\x12\x18\n\x10protocol_version\x18\x04 \x01(\r\"^\n\rHelloResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x11\n\tmember_id\x18\x03 \x01(\x04\x12\x18\n\x10protocol_version\x18\x04 \x01(\r*\xb4\x03\n\x0bMessageType\x12\x1c\n\x18MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11MESSAGE_TYPE_PROP\x10\x01\x12\x14\n\x10MESSAGE_TYPE_APP\x10\x02\x12\x19\n\x15MESSAGE_TYPE_APP_RESP\x10\x03\x12\x15\n\x11MESSAGE_TYPE_VOTE\x10\x04\x12\x1a\n\x16MESSAGE_TYPE_VOTE_RESP\x10\x05\x12\x15\n\x11MESSAGE_TYPE_SNAP\x10\x06\x12\x1a\n\x16MESSAGE_TYPE_HEARTBEAT\x10\x07\x12\x1f\n\x1bMESSAGE_TYPE_HEARTBEAT_RESP\x10\x08\x12 \n\x1cMESSAGE_TYPE_TRANSFER_LEADER\x10\t\x12\x1c\n\x18MESSAGE_TYPE_TIMEOUT_NOW\x10\n\x12\x1b\n\x17MESSAGE_TYPE_READ_INDEX\x10\x0b\x12 \n\x1cMESSAGE_TYPE_READ_INDEX_RESP\x10\x0c\x12\x19\n\x15MESSAGE_TYPE_PRE_VOTE\x10\r\x12\x1e\n\x1aMESSAGE_TYPE_PRE_VOTE_RESP\x10\x0e*>\n\tEntryType\x12\x15\n\x11\x45NTRY_TYPE_NORMAL\x10\x00\x12\x1a\n\x16\x45NTRY_TYPE_CONF_CHANGE\x10\x01\x32\xdf\x01\n\x04Raft\x12\x43\n\x06Stream\x12\x1c.raftkv.raft.v1.MessageBatch\x1a\x19.raftkv.raft.v1.StreamAck(\x01\x12L\n\x0cSendSnapshot\x12\x1d.raftkv.raft.v1.SnapshotChunk\x1a\x1b.raftkv.raft.v1.SnapshotAck(\x01\x12\x44\n\x05Hello\x12\x1c.raftkv.raft.v1.HelloRequest\x1a\x1d.raftkv.raft.v1.HelloResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'raftkv.wire.pb.raftpb.raft_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MESSAGETYPE']._serialized_start=1070
-  _globals['_MESSAGETYPE']._serialized_end=1506
-  _globals['_ENTRYTYPE']._serialized_start=1508
-  _globals['_ENTRYTYPE']._serialized_end=1570
+  _globals['_MESSAGETYPE']._serialized_start=1167
+  _globals['_MESSAGETYPE']._serialized_end=1603
+  _globals['_ENTRYTYPE']._serialized_start=1605
+  _globals['_ENTRYTYPE']._serialized_end=1667
   _globals['_ENTRY']._serialized_start=52
   _globals['_ENTRY']._serialized_end=143
-  _globals['_CONFSTATE']._serialized_start=145
-  _globals['_CONFSTATE']._serialized_end=190
-  _globals['_SNAPSHOTMETA']._serialized_start=192
-  _globals['_SNAPSHOTMETA']._serialized_end=282
-  _globals['_MESSAGE']._serialized_start=285
-  _globals['_MESSAGE']._serialized_end=567
-  _globals['_MESSAGEBATCH']._serialized_start=569
-  _globals['_MESSAGEBATCH']._serialized_end=626
-  _globals['_STREAMACK']._serialized_start=628
-  _globals['_STREAMACK']._serialized_end=674
-  _globals['_SNAPSHOTCHUNK']._serialized_start=677
-  _globals['_SNAPSHOTCHUNK']._serialized_end=842
-  _globals['_SNAPSHOTACK']._serialized_start=844
-  _globals['_SNAPSHOTACK']._serialized_end=881
-  _globals['_HELLOREQUEST']._serialized_start=883
-  _globals['_HELLOREQUEST']._serialized_end=971
-  _globals['_HELLORESPONSE']._serialized_start=973
-  _globals['_HELLORESPONSE']._serialized_end=1067
-  _globals['_RAFT']._serialized_start=1573
-  _globals['_RAFT']._serialized_end=1796
+  _globals['_ENTRIES']._serialized_start=145
+  _globals['_ENTRIES']._serialized_end=238
+  _globals['_CONFSTATE']._serialized_start=240
+  _globals['_CONFSTATE']._serialized_end=285
+  _globals['_SNAPSHOTMETA']._serialized_start=287
+  _globals['_SNAPSHOTMETA']._serialized_end=377
+  _globals['_MESSAGE']._serialized_start=380
+  _globals['_MESSAGE']._serialized_end=664
+  _globals['_MESSAGEBATCH']._serialized_start=666
+  _globals['_MESSAGEBATCH']._serialized_end=723
+  _globals['_STREAMACK']._serialized_start=725
+  _globals['_STREAMACK']._serialized_end=771
+  _globals['_SNAPSHOTCHUNK']._serialized_start=774
+  _globals['_SNAPSHOTCHUNK']._serialized_end=939
+  _globals['_SNAPSHOTACK']._serialized_start=941
+  _globals['_SNAPSHOTACK']._serialized_end=978
+  _globals['_HELLOREQUEST']._serialized_start=980
+  _globals['_HELLOREQUEST']._serialized_end=1068
+  _globals['_HELLORESPONSE']._serialized_start=1070
+  _globals['_HELLORESPONSE']._serialized_end=1164
+  _globals['_RAFT']._serialized_start=1670
+  _globals['_RAFT']._serialized_end=1893
 # @@protoc_insertion_point(module_scope)

@@ -60,6 +60,18 @@ class Entry(_message.Message):
     data: bytes
     def __init__(self, term: _Optional[int] = ..., index: _Optional[int] = ..., type: _Optional[_Union[EntryType, str]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
+class Entries(_message.Message):
+    __slots__ = ("term", "index", "type", "data")
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    term: _containers.RepeatedScalarFieldContainer[int]
+    index: _containers.RepeatedScalarFieldContainer[int]
+    type: _containers.RepeatedScalarFieldContainer[EntryType]
+    data: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, term: _Optional[_Iterable[int]] = ..., index: _Optional[_Iterable[int]] = ..., type: _Optional[_Iterable[_Union[EntryType, str]]] = ..., data: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
 class ConfState(_message.Message):
     __slots__ = ("voters", "learners")
     VOTERS_FIELD_NUMBER: _ClassVar[int]
@@ -98,13 +110,13 @@ class Message(_message.Message):
     term: int
     log_term: int
     index: int
-    entries: _containers.RepeatedCompositeFieldContainer[Entry]
+    entries: Entries
     commit: int
     reject: bool
     reject_hint: int
     snapshot: SnapshotMeta
     context: bytes
-    def __init__(self, type: _Optional[_Union[MessageType, str]] = ..., to: _Optional[int] = ..., frm: _Optional[int] = ..., term: _Optional[int] = ..., log_term: _Optional[int] = ..., index: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[Entry, _Mapping]]] = ..., commit: _Optional[int] = ..., reject: _Optional[bool] = ..., reject_hint: _Optional[int] = ..., snapshot: _Optional[_Union[SnapshotMeta, _Mapping]] = ..., context: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, type: _Optional[_Union[MessageType, str]] = ..., to: _Optional[int] = ..., frm: _Optional[int] = ..., term: _Optional[int] = ..., log_term: _Optional[int] = ..., index: _Optional[int] = ..., entries: _Optional[_Union[Entries, _Mapping]] = ..., commit: _Optional[int] = ..., reject: _Optional[bool] = ..., reject_hint: _Optional[int] = ..., snapshot: _Optional[_Union[SnapshotMeta, _Mapping]] = ..., context: _Optional[bytes] = ...) -> None: ...
 
 class MessageBatch(_message.Message):
     __slots__ = ("messages",)
