@@ -368,13 +368,19 @@ def snapshot_to_chunks(
     The first chunk carries the metadata, offsets are contiguous, and the final chunk has
     ``last`` set; an empty snapshot is one chunk. Every chunk carries ``frm``, ``to``,
     ``term`` and ``cluster_token``. Chunks are produced lazily, one slice of the data at a
-    time.
+    time, but the arguments are checked at the call.
 
     Raises:
         ValueError: ``chunk_size`` is not positive.
     """
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    return _chunks(snapshot, chunk_size, frm, to, term, cluster_token)
+
+
+def _chunks(
+    snapshot: Snapshot, chunk_size: int, frm: int, to: int, term: int, cluster_token: str
+) -> Iterator[raft_pb2.SnapshotChunk]:
     data = snapshot.data
     size = len(data)
     end = min(chunk_size, size)

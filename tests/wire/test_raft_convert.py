@@ -261,7 +261,7 @@ def test_chunking_sizes(size: int, chunk_size: int, count: int) -> None:
 
 def test_chunk_size_must_be_positive() -> None:
     with pytest.raises(ValueError, match="chunk_size"):
-        next(snapshot_to_chunks(Snapshot(), 0))
+        snapshot_to_chunks(Snapshot(), 0)  # at the call, not at the first chunk
 
 
 def test_snapshot_message_roundtrip() -> None:
