@@ -18,8 +18,8 @@ look at a ``Ready`` by hand. Every delivered message is recorded in ``delivered`
 dropped one in ``dropped`` so tests can count them.
 
 A cluster is bootstrapped like the simulator does it: each storage starts from a snapshot at
-index 1, term 1, whose conf state holds the initial voters and learners. The first real log
-index is therefore 2.
+index 1, term 1, whose conf state holds the initial voters and learners, and a hard state of
+term 1 (commit 1). The first real log index is therefore 2, and the first election term 2.
 """
 
 from __future__ import annotations
@@ -68,10 +68,12 @@ def boot_storage(voters: Iterable[int], learners: Iterable[int] = (), *,
     ents = [Entry(term=t, index=BOOT_INDEX + 1 + i, data=f"i{BOOT_INDEX + 1 + i}t{t}".encode())
             for i, t in enumerate(terms)]
     st.append(ents)
-    if hard_state is not None:
-        st.set_hard_state(hard_state)
-    elif terms:
-        st.set_hard_state(HardState(term=max(terms), commit=BOOT_INDEX))
+    if hard_state is None:
+        # As etcd does when bootstrapping: the hard state already holds the bootstrap
+        # entry's term, so the first election is for term 2 and no leader ever shares a
+        # term with an entry it did not write.
+        hard_state = HardState(term=max([BOOT_INDEX, *terms]), commit=BOOT_INDEX)
+    st.set_hard_state(hard_state)
     return st
 
 

@@ -37,12 +37,12 @@ def test_follower_times_out_within_randomized_election_timeout(pre_vote):
         assert sorted(m.to for m in votes) == [2, 3]
         if pre_vote:
             assert raw.raft.role is StateRole.PRE_CANDIDATE
-            assert raw.raft.term == 0
-            assert all(m.type is MT.PRE_VOTE and m.term == 1 for m in votes)
+            assert raw.raft.term == 1
+            assert all(m.type is MT.PRE_VOTE and m.term == 2 for m in votes)
         else:
             assert raw.raft.role is StateRole.CANDIDATE
-            assert (raw.raft.term, raw.raft.vote) == (1, 1)
-            assert all(m.type is MT.VOTE and m.term == 1 for m in votes)
+            assert (raw.raft.term, raw.raft.vote) == (2, 1)
+            assert all(m.type is MT.VOTE and m.term == 2 for m in votes)
     # Randomized (§5.2): the timeouts are spread over the interval, not one fixed value.
     assert len(timeouts) >= 5
 
@@ -56,7 +56,7 @@ def test_candidate_with_majority_becomes_leader_and_others_follow():
     net.elect(1)
     assert [net.role(n) for n in (2, 3)] == [StateRole.FOLLOWER] * 2
     assert {net.raft(n).lead for n in (1, 2, 3)} == {1}
-    assert {net.term(n) for n in (1, 2, 3)} == {1}
+    assert {net.term(n) for n in (1, 2, 3)} == {2}
 
 
 def test_candidate_without_majority_does_not_win():
@@ -144,14 +144,14 @@ def test_split_vote_is_retried_with_a_new_election():
     net.stabilize()
     assert net.leaders() == []
     assert net.role(1) is net.role(3) is StateRole.CANDIDATE
-    assert net.term(1) == net.term(3) == 1
+    assert net.term(1) == net.term(3) == 2
     net.recover()
     for _ in range(2 * ET):
         net.tick_all()
         if net.leaders():
             break
     [leader] = net.leaders()
-    assert net.term(leader) >= 2
+    assert net.term(leader) >= 3
 
 
 def test_pre_vote_keeps_partitioned_node_term():
