@@ -35,7 +35,9 @@ def test_lagging_follower_gets_snapshot_then_appends():
     net.tick(1)
     snaps = [i for i, m in enumerate(net.delivered[mark:]) if m.type is MT.SNAP]
     assert len(snaps) == 1
-    assert net.delivered[mark + snaps[0]].snapshot.meta.index == idx
+    sent = net.delivered[mark + snaps[0]].snapshot
+    assert sent is not None
+    assert sent.meta.index == idx
     assert net.storages[3].snapshot().meta.index == idx
     later = net.delivered[mark + snaps[0]:]
     assert any(m.type is MT.APP and m.to == 3 and m.entries for m in later)
