@@ -191,25 +191,45 @@ class Engine:
             raise _read_error(self.path, exc) from exc
         return value
 
-    def items(self, start: bytes, end: bytes | None, *,
-              reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
-        """``(key, value)`` with ``start <= key < end``, in key order (or reversed).
+    def items(self, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        """``(key, value)`` with ``start <= key < end``, in key order.
 
         The LevelDB iterator is created now, so the iteration reflects the database as of
         this call, whatever is written while iterating.
         """
         self.check_open()
-        return self.wrap(self._db.iterator(start=start, stop=end, reverse=reverse))
+        return self.wrap(self._db.iterator(start=start, stop=end))
 
-    def keys(self, start: bytes, end: bytes | None, *, reverse: bool = False) -> Iterator[bytes]:
-        """Keys in ``[start, end)`` in order (or reversed), without reading values."""
+    def keys(self, start: bytes, end: bytes | None) -> Iterator[bytes]:
+        """Keys in ``[start, end)`` in order, without reading values."""
         self.check_open()
-        it = self._db.iterator(start=start, stop=end, reverse=reverse, include_value=False)
-        return self.wrap(it)
+        return self.wrap(self._db.iterator(start=start, stop=end, include_value=False))
 
     def last_key(self, start: bytes, end: bytes | None) -> bytes | None:
-        """The greatest key in ``[start, end)``, or ``None`` if the range is empty."""
-        return next(self.keys(start, end, reverse=True), None)
+        """The greatest key in ``[start, end)``, or ``None`` if the range is empty.
+
+        Uses a raw LevelDB iterator (seek, then one step back): plyvel 1.5's reverse
+        iterator with a ``start`` bound misses the database's last key.
+        """
+        self.check_open()
+        it = self._db.raw_iterator()
+        try:
+            if end is None:
+                it.seek_to_last()
+            else:
+                it.seek(end)
+                if it.valid():
+                    it.prev()
+                else:
+                    it.seek_to_last()
+            if not it.valid():
+                return None
+            key: bytes = it.key()
+            return key if start <= key and (end is None or key < end) else None
+        except plyvel.Error as exc:
+            raise _read_error(self.path, exc) from exc
+        finally:
+            it.close()
 
     def view(self) -> View:
         """A consistent view of the whole database as of now."""
