@@ -61,7 +61,9 @@ def _handle_proposal(r: Raft, m: Message) -> None:
             r.pending_conf_index = r.log.last_index() + len(items) + 1
         items.append((e.type, e.data))
     append_entries(r, items)
-    bcast_append(r)
+    # Replicate once per Ready, not once per proposal: every proposal that arrives before
+    # the application next asks for a Ready shares one append per follower.
+    r.append_pending = True
 
 
 def conf_change_allowed(r: Raft) -> bool:

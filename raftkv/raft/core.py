@@ -89,6 +89,7 @@ class Raft:
         self.read_only = ReadOnly()
         self.pending_read_index_messages: list[Message] = []
         self.read_ctx_to_broadcast: bytes | None = None
+        self.append_pending = False
         self.lead_transferee = NONE
         self.pending_conf_index = 0
         self.uncommitted_size = 0
@@ -225,6 +226,7 @@ class Raft:
         self.read_only = ReadOnly()
         self.pending_read_index_messages = []
         self.read_ctx_to_broadcast = None
+        self.append_pending = False
 
     def reset_randomized_election_timeout(self) -> None:
         et = self.cfg.election_ticks
@@ -405,8 +407,14 @@ class Raft:
     def add_read_state(self, index: int, ctx: bytes) -> None:
         self.read_states.append(ReadState(index=index, context=ctx))
 
-    def flush_read_broadcast(self) -> None:
-        """Send one heartbeat round for all read requests registered since the last one."""
+    def flush_pending(self) -> None:
+        """Send what was deferred to the end of this batch of inputs: one append per
+        follower for all proposals since the last Ready (group commit), and one heartbeat
+        round for all read requests registered since the last one."""
+        if self.append_pending:
+            self.append_pending = False
+            if self.role is StateRole.LEADER:
+                _leader.bcast_append(self)
         if self.read_ctx_to_broadcast is not None:
             ctx = self.read_ctx_to_broadcast
             self.read_ctx_to_broadcast = None

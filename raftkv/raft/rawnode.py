@@ -164,7 +164,7 @@ class RawNode:
     # -- output ----------------------------------------------------------------------------
     def has_ready(self) -> bool:
         r = self.raft
-        r.flush_read_broadcast()
+        r.flush_pending()
         return bool(
             r.msgs_now or r.msgs_after_persist or r.read_states
             or r.log.unstable.entries or r.log.unstable.snapshot is not None
@@ -175,7 +175,7 @@ class RawNode:
     def ready(self) -> Ready:
         """Collect what to persist, send and apply. Call :meth:`advance` when done."""
         r = self.raft
-        r.flush_read_broadcast()
+        r.flush_pending()
         soft = r.soft_state()
         hard = r.hard_state()
         entries = tuple(r.log.unstable.entries)
