@@ -111,5 +111,5 @@ class LogModel(RuleBasedStateMachine):
         assert dump(self.store) == dump(self.model)
 
 
-LogModel.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+LogModel.TestCase.settings = settings(max_examples=50, stateful_step_count=30, deadline=None)
 test_log_model = LogModel.TestCase
