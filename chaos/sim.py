@@ -39,6 +39,7 @@ from raftkv.raft.types import (
     ConfState,
     Entry,
     EntryType,
+    HardState,
     Message,
     MessageType,
     Snapshot,
@@ -177,9 +178,11 @@ class Simulator:
         snap = Snapshot(meta=meta, data=encode_state(1, ZERO_HASH))
         self.committed[1] = (1, b"bootstrap")
         self.max_committed = 1
+        self.commit_by_term: dict[int, int] = {}
         for nid in sorted(voters):
             node = SimNode(nid, self._node_rng(), self._knobs())
             node.storage.apply_snapshot(snap)
+            node.storage.set_hard_state(HardState(term=1, commit=1))  # as etcd bootstraps
             node.start()
             self.nodes[nid] = node
 
@@ -347,6 +350,11 @@ class Simulator:
             self._check_read(node, rs.index, rs.context)
         assert node.raw is not None
         node.raw.advance(rd)
+        raft = node.raw.raft
+        # What this term's leader has committed (and applied, so recorded above).
+        if raft.role is StateRole.LEADER and raft.log.applied > self.commit_by_term.get(
+                raft.term, 0):
+            self.commit_by_term[raft.term] = raft.log.applied
         if node.raw.raft.role is StateRole.LEADER and rd.entries:
             self._check_conf_change_rule(node, rd.entries)
         node.maybe_snapshot()
@@ -382,17 +390,21 @@ class Simulator:
             prev_term = e.term
 
     def _check_leader_completeness(self, node: SimNode) -> None:
-        idx = self.max_committed
-        term, _ = self.committed[idx]
+        """§5.4: an entry committed in term t is in the log of every leader of a term > t.
+        (A leader of an older term may still be elected late and lack newer commits.)"""
+        assert node.raw is not None
+        term = node.raw.raft.term
+        idx = max((c for t, c in self.commit_by_term.items() if t < term), default=1)
+        committed_term, _ = self.committed[idx]
         t = node.term_at(idx)
         if t == -1:  # covered by the node's snapshot
-            snap_index = node.storage.snapshot().meta.index
-            if snap_index < idx:
+            if node.storage.snapshot().meta.index < idx:
                 self.fail(f"leader completeness: {node.id:x} lacks committed index {idx}")
             return
-        if t != term:
-            self.fail(f"leader completeness: new leader {node.id:x} has term {t} at "
-                      f"committed index {idx} (committed term {term})")
+        if t != committed_term:
+            self.fail(f"leader completeness: new leader {node.id:x} of term {term} has term "
+                      f"{t} at index {idx}, committed with term {committed_term} before "
+                      f"term {term}")
 
     def _record_commit(self, node: SimNode, index: int, term: int, data: bytes) -> None:
         seen = self.committed.setdefault(index, (term, data))

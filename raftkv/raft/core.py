@@ -218,6 +218,9 @@ class Raft:
         for nid, pr in self.prs.items():
             fresh = self._new_progress(nid, pr.is_learner)
             fresh.next = last + 1
+            # A new term starts with nobody known active but ourselves, so check-quorum
+            # judges a new leader on what it hears in its own first election timeout.
+            fresh.recent_active = nid == self.id
             if nid == self.id:
                 fresh.match = self.log.persisted_last_index()
             self.prs[nid] = fresh
