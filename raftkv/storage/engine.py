@@ -205,6 +205,21 @@ class Engine:
         self.check_open()
         return self.wrap(self._db.iterator(start=start, stop=end, include_value=False))
 
+    def first_key(self, start: bytes, end: bytes | None) -> bytes | None:
+        """The smallest key in ``[start, end)``, or ``None`` if the range is empty."""
+        self.check_open()
+        it = self._db.raw_iterator()
+        try:
+            it.seek(start)
+            if not it.valid():
+                return None
+            key: bytes = it.key()
+            return key if end is None or key < end else None
+        except plyvel.Error as exc:
+            raise _read_error(self.path, exc) from exc
+        finally:
+            it.close()
+
     def last_key(self, start: bytes, end: bytes | None) -> bytes | None:
         """The greatest key in ``[start, end)``, or ``None`` if the range is empty.
 

@@ -104,7 +104,7 @@ class DurableLogStorage:
         if raw is not None:
             st.snap_meta, st.snap_len = codec.decode_snapshot_record(raw)
         self._delete_below(st.offset + 1)  # left over by a crash during a compaction
-        first_key = next(eng.keys(keys.log_key(st.offset + 1), keys.LOG_END), None)
+        first_key = eng.first_key(keys.log_key(st.offset + 1), keys.LOG_END)
         last_key = eng.last_key(keys.log_key(st.offset + 1), keys.LOG_END)
         st.last = st.offset if last_key is None else keys.log_index(last_key)
         if first_key is not None and keys.log_index(first_key) != st.offset + 1:

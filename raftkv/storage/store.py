@@ -36,7 +36,7 @@ def check_format(engine: Engine) -> None:
     """
     raw = engine.get(keys.META_FORMAT)
     if raw is None:
-        if next(engine.keys(b"", None), None) is not None:
+        if engine.first_key(b"", None) is not None:
             raise ConfigError(f"data dir {engine.path} holds a LevelDB that raftkv did not "
                               f"write (no format version); use an empty directory")
         batch = engine.batch(sync=True)

@@ -164,3 +164,13 @@ def test_store_refuses_foreign_leveldb(tmp_path: Path) -> None:
         put(e, (b"foreign", b"1"))
     with pytest.raises(ConfigError, match="did not write"):
         Store.open(tmp_path)
+
+
+def test_first_key(engine: Engine) -> None:
+    assert engine.first_key(b"", None) is None
+    put(engine, (b"b", b""), (b"d", b""))
+    assert engine.first_key(b"", None) == b"b"
+    assert engine.first_key(b"b", b"c") == b"b"
+    assert engine.first_key(b"c", b"d") is None
+    assert engine.first_key(b"c", None) == b"d"
+    assert engine.first_key(b"e", None) is None
