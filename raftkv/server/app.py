@@ -1,0 +1,179 @@
+"""The composition root: open the data directory, build the state machine, the Raft node,
+the driver, the transport and the gRPC servers; run until told to stop; stop gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import signal
+from dataclasses import dataclass, field
+
+import grpc
+
+from raftkv.errors import ConfigError
+from raftkv.raft.config import Config
+from raftkv.raft.rawnode import RawNode
+from raftkv.raft.types import ConfState, HardState, Snapshot, SnapshotMeta
+from raftkv.server.node import DriverConfig, NodeDriver
+from raftkv.server.services.kv import Header, KVService
+from raftkv.server.transport import GrpcTransport, RaftService
+from raftkv.state.machine import StateMachine
+from raftkv.storage.store import Identity, Store
+from raftkv.wire.pb.etcdserverpb import rpc_pb2_grpc
+from raftkv.wire.pb.raftpb import raft_pb2_grpc
+
+log = logging.getLogger("raftkv.server")
+
+GRPC_OVERHEAD = 512 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSpec:
+    """Everything one member needs to run, already validated and resolved to addresses."""
+
+    name: str
+    member_id: int
+    cluster_id: int
+    cluster_token: str
+    data_dir: str
+    client_addr: str
+    peer_addr: str
+    peers: dict[int, str]
+    """Peer (Raft) addresses of every initial member, this one included."""
+    new_cluster: bool = True
+    tick_interval_s: float = 0.1
+    election_ticks: int = 10
+    heartbeat_ticks: int = 1
+    snapshot_count: int = 10_000
+    snapshot_catchup_entries: int = 5_000
+    max_request_bytes: int = 1_572_864
+    request_timeout_s: float = 7.0
+    extra_client_addrs: tuple[str, ...] = field(default=())
+
+
+def client_server_options(max_request_bytes: int) -> list[tuple[str, int]]:
+    """Options for the client-facing server: etcd's message limit, and a ping policy that
+    tolerates grpc-go's keepalive pings (every ~10 s, even without calls) instead of
+    answering GOAWAY too_many_pings, which kills idle watches and keep-alives."""
+    return [
+        ("grpc.max_receive_message_length", max_request_bytes + GRPC_OVERHEAD),
+        ("grpc.max_send_message_length", 2**31 - 1),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+        ("grpc.http2.max_ping_strikes", 0),
+    ]
+
+
+class Server:
+    """One running member."""
+
+    def __init__(self, spec: NodeSpec) -> None:
+        self.spec = spec
+        self.store: Store | None = None
+        self.driver: NodeDriver | None = None
+        self.transport: GrpcTransport | None = None
+        self._client_server: grpc.aio.Server | None = None
+        self._peer_server: grpc.aio.Server | None = None
+        self._driver_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        spec = self.spec
+        self.store = store = Store.open(spec.data_dir, sync_state=False)
+        store.claim(Identity(spec.cluster_id, spec.member_id))
+        sm = StateMachine(store.backend)
+        if store.log.last_index() == 0 and store.log.hard_state.is_empty() and spec.new_cluster:
+            _bootstrap(store, sm, frozenset(spec.peers))
+        cfg = Config(id=spec.member_id, rng=random.Random(os.urandom(8)),
+                     election_ticks=spec.election_ticks, heartbeat_ticks=spec.heartbeat_ticks,
+                     applied=sm.applied_index, max_size_per_msg=1 << 20,
+                     max_inflight_msgs=256, check_quorum=True, pre_vote=True)
+        raw = RawNode(cfg, store.log)
+        self.transport = transport = GrpcTransport(spec.member_id, spec.cluster_token,
+                                                   spec.peers)
+        dcfg = DriverConfig(spec.tick_interval_s, spec.request_timeout_s, spec.snapshot_count,
+                            spec.snapshot_catchup_entries)
+        self.driver = driver = NodeDriver(raw, store.log, sm, transport, dcfg)
+        transport.on_unreachable = driver.report_unreachable
+        transport.on_snapshot_status = driver.report_snapshot
+        await self._start_grpc(driver)
+        transport.start()
+        self._driver_task = asyncio.create_task(driver.run(), name="raftkv-driver")
+        log.info("member %s (%x) of cluster %x serving clients on %s, peers on %s",
+                 spec.name, spec.member_id, spec.cluster_id, spec.client_addr, spec.peer_addr)
+
+    async def _start_grpc(self, driver: NodeDriver) -> None:
+        spec = self.spec
+        peer = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 << 20)])
+        raft_pb2_grpc.add_RaftServicer_to_server(  # type: ignore[no-untyped-call]
+            RaftService(spec.member_id, spec.cluster_token, driver.deliver), peer)
+        _bind(peer, spec.peer_addr, "--listen-peer-urls")
+        client = grpc.aio.server(options=client_server_options(spec.max_request_bytes))
+        header = Header(spec.cluster_id, spec.member_id, driver)
+        rpc_pb2_grpc.add_KVServicer_to_server(  # type: ignore[no-untyped-call]
+            KVService(driver, header, spec.max_request_bytes), client)
+        for addr in (spec.client_addr, *spec.extra_client_addrs):
+            _bind(client, addr, "--listen-client-urls")
+        await peer.start()
+        await client.start()
+        self._peer_server, self._client_server = peer, client
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Finish in-flight client requests (up to ``grace_s``), then stop everything."""
+        if self._client_server is not None:
+            await self._client_server.stop(grace_s)
+        if self.driver is not None:
+            self.driver.stop()
+        if self._driver_task is not None:
+            await asyncio.gather(self._driver_task, return_exceptions=True)
+        if self.transport is not None:
+            await self.transport.stop()
+        if self._peer_server is not None:
+            await self._peer_server.stop(0)
+        if self.store is not None:
+            self.store.close()
+
+    async def wait(self) -> None:
+        """Return when the driver stops (on a fatal error)."""
+        if self._driver_task is not None:
+            await asyncio.gather(self._driver_task, return_exceptions=True)
+
+
+def _bind(server: grpc.aio.Server, addr: str, flag: str) -> None:
+    try:
+        port = server.add_insecure_port(addr)
+    except RuntimeError as exc:
+        raise ConfigError(f"{flag}: cannot listen on {addr} ({exc}); is the port in use?"
+                          ) from None
+    if port == 0:
+        raise ConfigError(f"{flag}: cannot listen on {addr}; is the port already in use?")
+
+
+def _bootstrap(store: Store, sm: StateMachine, voters: frozenset[int]) -> None:
+    """A brand-new member of a new cluster: every initial member starts from the same
+    snapshot at index 1, term 1, holding the initial membership (as etcd bootstraps)."""
+    sm.apply(1, b"")
+    meta = SnapshotMeta(index=1, term=1, conf_state=ConfState(voters=voters))
+    store.log.save(HardState(term=1, commit=1), (), Snapshot(meta=meta, data=sm.snapshot()))
+
+
+async def serve(spec: NodeSpec) -> int:
+    """Run a member until SIGTERM / SIGINT; returns the process exit code."""
+    server = Server(spec)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.start()
+    except ConfigError:
+        await server.stop(0)
+        raise
+    waiter = asyncio.create_task(server.wait())
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    log.info("stopping member %s", spec.name)
+    await server.stop()
+    fatal = server.driver.fatal if server.driver is not None else None
+    return 1 if fatal is not None else 0

@@ -1,0 +1,1 @@
+"""The gRPC servicers: decode, await the node driver, encode. No business logic here."""
