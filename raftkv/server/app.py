@@ -16,6 +16,7 @@ from raftkv.errors import ConfigError
 from raftkv.raft.config import Config
 from raftkv.raft.rawnode import RawNode
 from raftkv.raft.types import ConfState, HardState, Snapshot, SnapshotMeta
+from raftkv.server.config import ServerConfig
 from raftkv.server.node import DriverConfig, NodeDriver
 from raftkv.server.services.kv import Header, KVService
 from raftkv.server.transport import GrpcTransport, RaftService
@@ -177,3 +178,34 @@ async def serve(spec: NodeSpec) -> int:
     await server.stop()
     fatal = server.driver.fatal if server.driver is not None else None
     return 1 if fatal is not None else 0
+
+
+def spec_from_config(cfg: ServerConfig) -> NodeSpec:
+    """Resolve a validated :class:`ServerConfig` into what :class:`Server` runs."""
+    cfg.validate()
+    clients = [e.address for e in cfg.listen_client_endpoints]
+    peers = {m.id: cfg.peer_endpoint(m.name).address for m in cfg.members}
+    election_s = cfg.election_timeout_ms / 1000.0
+    return NodeSpec(
+        name=cfg.name, member_id=cfg.member_id, cluster_id=cfg.cluster_id,
+        cluster_token=cfg.initial_cluster_token, data_dir=str(cfg.data_path),
+        client_addr=clients[0], extra_client_addrs=tuple(clients[1:]),
+        peer_addr=cfg.listen_peer_endpoints[0].address, peers=peers,
+        new_cluster=cfg.initial_cluster_state == "new",
+        tick_interval_s=cfg.tick_interval_s, election_ticks=cfg.election_ticks,
+        heartbeat_ticks=cfg.heartbeat_ticks, snapshot_count=cfg.snapshot_count,
+        snapshot_catchup_entries=cfg.snapshot_catchup_entries,
+        max_request_bytes=cfg.max_request_bytes,
+        request_timeout_s=5.0 + 2 * election_s,
+    )
+
+
+def run_server(cfg: ServerConfig) -> int:
+    """Run a member in the foreground until SIGTERM / SIGINT; the process exit code.
+
+    Raises:
+        ConfigError: the configuration or the data directory cannot be used (one line).
+    """
+    level = getattr(logging, cfg.log_level.upper(), logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(serve(spec_from_config(cfg)))
