@@ -19,6 +19,7 @@ from raftkv.raft.types import ConfState, HardState, Snapshot, SnapshotMeta
 from raftkv.server.config import ServerConfig
 from raftkv.server.node import DriverConfig, NodeDriver
 from raftkv.server.services.kv import Header, KVService
+from raftkv.server.services.maintenance import MaintenanceService
 from raftkv.server.transport import GrpcTransport, RaftService
 from raftkv.state.machine import StateMachine
 from raftkv.storage.store import Identity, Store
@@ -114,11 +115,20 @@ class Server:
         header = Header(spec.cluster_id, spec.member_id, driver)
         rpc_pb2_grpc.add_KVServicer_to_server(  # type: ignore[no-untyped-call]
             KVService(driver, header, spec.max_request_bytes), client)
+        rpc_pb2_grpc.add_MaintenanceServicer_to_server(  # type: ignore[no-untyped-call]
+            MaintenanceService(header, self._db_size), client)
         for addr in (spec.client_addr, *spec.extra_client_addrs):
             _bind(client, addr, "--listen-client-urls")
         await peer.start()
         await client.start()
         self._peer_server, self._client_server = peer, client
+
+    def _db_size(self) -> int:
+        total = 0
+        for entry in os.scandir(self.spec.data_dir):
+            if entry.is_file():
+                total += entry.stat().st_size
+        return total
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Finish in-flight client requests (up to ``grace_s``), then stop everything."""
