@@ -209,6 +209,8 @@ class NodeDriver:
                                        rd.entries, rd.snapshot)
         if rd.snapshot is not None:
             await loop.run_in_executor(self._executor, self.sm.restore, rd.snapshot.data)
+            log.info("installed snapshot at %d from the leader (%d bytes)",
+                     rd.snapshot.meta.index, len(rd.snapshot.data))
         self.transport.send(rd.messages_after_persist)
         if rd.committed_entries:
             results = await loop.run_in_executor(self._executor, self._apply,
