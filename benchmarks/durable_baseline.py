@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-
 import sys
 import tempfile
 import time
@@ -24,8 +23,8 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from raftkv.wire.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc  # noqa: E402
-from tests.integration.procs import ProcCluster  # noqa: E402
+from raftkv.wire.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from tests.integration.procs import ProcCluster
 
 
 async def put_load(endpoints: list[str], inflight: int, duration: float, value_size: int,
