@@ -34,10 +34,9 @@ import ipaddress
 import logging
 import random
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, NamedTuple, cast
 from urllib.parse import urlsplit
 
@@ -49,6 +48,7 @@ __all__ = [
     "DEFAULT_PEER_URL",
     "OPTION_KEYS",
     "Endpoint",
+    "FrozenMap",
     "Member",
     "ServerConfig",
     "cluster_id",
@@ -97,6 +97,30 @@ class Member(NamedTuple):
     name: str
     id: int
     peer_url: str
+
+
+class FrozenMap(Mapping[str, str]):
+    """An ordered, immutable, hashable, picklable ``{str: str}`` (the initial cluster)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, items: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
+        self._data: dict[str, str] = dict(items)
+
+    def __getitem__(self, key: str) -> str:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._data.items()))
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._data!r})"
 
 
 def parse_url(url: str, *, flag: str = "url") -> Endpoint:
@@ -221,7 +245,7 @@ class ServerConfig:
     advertise_client_urls: tuple[str, ...] = ()
     listen_peer_urls: tuple[str, ...] = (DEFAULT_PEER_URL,)
     initial_advertise_peer_urls: tuple[str, ...] = ()
-    initial_cluster: Mapping[str, str] = field(default_factory=dict, hash=False)
+    initial_cluster: Mapping[str, str] = field(default_factory=FrozenMap)
     initial_cluster_state: str = "new"
     initial_cluster_token: str = "raftkv-cluster"
     heartbeat_interval_ms: int = 100
@@ -250,7 +274,7 @@ class ServerConfig:
         cluster = dict(self.initial_cluster)
         if not cluster and self.initial_advertise_peer_urls:
             cluster = {self.name: self.initial_advertise_peer_urls[0]}
-        put("initial_cluster", MappingProxyType(cluster))
+        put("initial_cluster", FrozenMap(cluster))
 
     @classmethod
     def from_options(cls, options: Mapping[str, object], *,
@@ -377,7 +401,7 @@ class ServerConfig:
                 raise ConfigError(f"--initial-cluster {name}={url} is a wildcard address; "
                                   "give the address other members reach it at")
             if ep in seen:
-                raise ConfigError(f"--initial-cluster gives {name!r} and {seen[ep]!r} the "
+                raise ConfigError(f"--initial-cluster gives {seen[ep]!r} and {name!r} the "
                                   f"same peer URL {url!r}; give each member its own")
             seen[ep] = name
         if self.name not in self.initial_cluster:
