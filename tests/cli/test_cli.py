@@ -275,7 +275,7 @@ def test_down_signals_exactly_the_recorded_members(cluster: LocalCluster,
         assert "dead" in out[1]
         assert main(["cluster", "down", "--data-dir", str(cluster.directory)]) == 0
         text = capsys.readouterr().out
-        assert f"n1: stopped (pid {member.pid})" in out
+        assert f"n1: stopped (pid {member.pid})" in text
         assert "stale PID file" in text
         assert member.wait(timeout=10) == -signal.SIGTERM
         assert stranger.poll() is None  # never signalled
