@@ -21,7 +21,6 @@ import hashlib
 import importlib
 import itertools
 import json
-import logging
 import os
 import signal
 import socket
@@ -77,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), 2)
     except (CliError, RaftKVError) as exc:
         return _fail(str(exc), 1)
+    except OSError as exc:  # e.g. a directory that cannot be created or written
+        where = f" ({exc.filename})" if exc.filename else ""
+        return _fail(f"{exc.strerror or exc}{where}", 1)
     except KeyboardInterrupt:
         return 130
 
@@ -249,10 +251,7 @@ def _cmd_serve(ns: argparse.Namespace) -> int:
     except ImportError as exc:
         raise CliError(f"the server is not available in this build ({exc})") from exc
     run_server = cast(Callable[[ServerConfig], int], app.run_server)
-    level = {"warn": "WARNING"}.get(cfg.log_level.lower(), cfg.log_level.upper())
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run_server(cfg)
+    return run_server(cfg)  # configures logging from cfg.log_level
 
 
 def _cmd_version(ns: argparse.Namespace) -> int:
@@ -427,8 +426,7 @@ def serve_argv(cluster: LocalCluster, member: LocalMember) -> list[str]:
 
 
 def _spawn(cluster: LocalCluster, member: LocalMember) -> subprocess.Popen[bytes]:
-    member.data_dir.mkdir(parents=True, exist_ok=True)
-    with member.log.open("ab") as log:
+    with member.log.open("ab") as log:  # the member creates its own data directory
         proc = subprocess.Popen(serve_argv(cluster, member), stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT, env=_child_env(),
                                 start_new_session=True)  # survives the terminal's Ctrl-C
@@ -494,7 +492,7 @@ def _cmd_up(ns: argparse.Namespace) -> int:
             procs.append(_spawn(cluster, member))
         _wait_ready(cluster, procs, ns.timeout)
     except BaseException as exc:
-        if isinstance(exc, CliError):
+        if isinstance(exc, CliError | OSError):
             for member in cluster.members:
                 sys.stderr.write(f"--- {member.log} (last lines)\n{_tail(member.log)}\n")
         _stop_started(cluster, procs)
