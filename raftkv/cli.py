@@ -246,10 +246,10 @@ def serve_config(ns: argparse.Namespace) -> ServerConfig:
 
 def _cmd_serve(ns: argparse.Namespace) -> int:
     cfg = serve_config(ns)
-    try:
-        app = importlib.import_module("raftkv.server.app")
-    except ImportError as exc:
-        raise CliError(f"the server is not available in this build ({exc})") from exc
+    # gRPC's C core logs its own copy of errors we already report in one line (a port in
+    # use, say); keep it quiet unless the operator asks for it.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+    app = importlib.import_module("raftkv.server.app")
     run_server = cast(Callable[[ServerConfig], int], app.run_server)
     return run_server(cfg)  # configures logging from cfg.log_level
 

@@ -152,13 +152,14 @@ class Server:
 
 
 def _bind(server: grpc.aio.Server, addr: str, flag: str) -> None:
+    hint = (f"{flag}: cannot listen on {addr}: the port is in use or the address is not "
+            f"this machine's; stop what uses it or choose another")
     try:
         port = server.add_insecure_port(addr)
-    except RuntimeError as exc:
-        raise ConfigError(f"{flag}: cannot listen on {addr} ({exc}); is the port in use?"
-                          ) from None
+    except RuntimeError:
+        raise ConfigError(hint) from None
     if port == 0:
-        raise ConfigError(f"{flag}: cannot listen on {addr}; is the port already in use?")
+        raise ConfigError(hint)
 
 
 def _bootstrap(store: Store, sm: StateMachine, voters: frozenset[int]) -> None:

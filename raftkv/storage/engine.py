@@ -63,6 +63,8 @@ class Namespace:
 
 def _message(exc: BaseException) -> str:
     """plyvel's messages are bytes; make them a readable one-liner."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
     arg = exc.args[0] if exc.args else exc
     text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
     return " ".join(text.split())
@@ -77,6 +79,10 @@ def _open_error(path: Path, exc: BaseException) -> ConfigError:
     if isinstance(exc, plyvel.CorruptionError):
         return ConfigError(f"data dir {path} is corrupt (restore it from a snapshot or remove "
                            f"this member and add it back empty): {msg}")
+    if isinstance(exc, (FileExistsError, NotADirectoryError)) or (
+            path.exists() and not path.is_dir()):
+        return ConfigError(f"data dir {path} exists but is not a directory; choose a "
+                           f"directory for --data-dir")
     if isinstance(exc, PermissionError) or "permission denied" in msg.lower():
         return ConfigError(f"data dir {path} is not writable by this user: {msg}")
     return ConfigError(f"cannot open data dir {path}: {msg}")

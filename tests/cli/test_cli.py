@@ -179,13 +179,6 @@ def test_serve_shipped_config(fake_app: list[ServerConfig]) -> None:
     assert fake_app[0].listen_client_urls == ("http://127.0.0.1:23792",)
 
 
-def test_serve_without_the_server(monkeypatch: pytest.MonkeyPatch,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setitem(sys.modules, "raftkv.server.app", None)  # import raises
-    assert main(["serve"]) == 1
-    one_error_line(capsys.readouterr().err, "server is not available")
-
-
 # -- cluster bookkeeping (no real members) -------------------------------------------------
 
 def test_layout_and_member_command_line(tmp_path: Path) -> None:

@@ -145,6 +145,14 @@ class ProcCluster:
         logs = self.members[0].log_path.parent
         raise AssertionError(f"no leader within {timeout}s; logs in {logs}")
 
+    def wait_up(self, m: Member, timeout: float = 30.0) -> None:
+        """Wait until ``m`` answers Status (it has started and opened its data)."""
+        deadline = time.monotonic() + timeout
+        while self.status(m) is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{m.name} did not come up within {timeout}s")
+            time.sleep(0.05)
+
     def wait_applied(self, m: Member, index: int, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -28,6 +28,7 @@ class Writer:
         self.acked: set[bytes] = set()
         self.last_ack = time.monotonic()
         self.gaps: list[float] = []
+        self.errors: list[str] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
@@ -44,17 +45,19 @@ class Writer:
             t.join(timeout=30)
 
     def _run(self, n: int) -> None:
-        i = 0
+        i = attempt = 0
         while not self._stop.is_set():
             key = f"{self.prefix}/{n}/{i}".encode()
             live = [m for m in self.c.members if m.alive()]
             if not live:
                 time.sleep(0.05)
                 continue
-            m = live[i % len(live)]
+            m = live[(n + attempt) % len(live)]
+            attempt += 1
             try:
                 self.c.kv(m).Put(rpc_pb2.PutRequest(key=key, value=b"v" * 64), timeout=2)
-            except grpc.RpcError:
+            except grpc.RpcError as exc:
+                self.errors.append(f"{m.name}: {exc.code()} {exc.details()}")
                 time.sleep(0.02)
                 continue  # outcome unknown: not counted as acknowledged
             now = time.monotonic()
@@ -73,13 +76,14 @@ def keys_on(c: ProcCluster, m: Member, prefix: str, serializable: bool = False) 
     return {kv.key for kv in r.kvs}
 
 
-def until(pred: Callable[[], bool], timeout: float, what: str) -> None:
+def until(pred: Callable[[], bool], timeout: float, what: str, w: Writer | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():
             return
         time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    detail = f"; {len(w.acked)} acked, last errors {w.errors[-5:]}" if w is not None else ""
+    raise AssertionError(f"timed out waiting for {what}{detail}")
 
 
 @pytest.mark.skipif(shutil.which("etcdctl") is None, reason="etcdctl is installed by .ci/run")
@@ -102,14 +106,14 @@ def test_kill_leader_during_writes(tmp_path: Path, capsys: pytest.CaptureFixture
     with cluster(tmp_path) as c:
         old = c.leader()
         with Writer(c, "/w") as w:
-            until(lambda: len(w.acked) > 50, 20, "writes before the kill")
+            until(lambda: len(w.acked) > 50, 20, "writes before the kill", w)
             killed_at = time.monotonic()
             c.kill(old)
             until(lambda: w.last_ack > killed_at + 0.05 and len(w.acked) > 0, 30,
                   "a write acknowledged after the leader was killed")
             failover = w.last_ack - killed_at
             n_before = len(w.acked)
-            until(lambda: len(w.acked) > n_before + 50, 20, "writes after failover")
+            until(lambda: len(w.acked) > n_before + 50, 20, "writes after failover", w)
         new = c.leader()
         assert new is not old
         with capsys.disabled():
@@ -126,7 +130,7 @@ def test_kill_every_member_during_writes(tmp_path: Path) -> None:
     with cluster(tmp_path) as c:
         c.leader()
         with Writer(c, "/all") as w:
-            until(lambda: len(w.acked) > 100, 20, "writes before the kill")
+            until(lambda: len(w.acked) > 100, 20, "writes before the kill", w)
             for m in c.members:
                 c.kill(m)
         acked = set(w.acked)
@@ -146,7 +150,7 @@ def test_lagging_member_catches_up_by_snapshot(tmp_path: Path) -> None:
         lagger = next(m for m in c.members if m is not lead)
         c.kill(lagger)
         with Writer(c, "/lag", threads=8) as w:
-            until(lambda: len(w.acked) >= 10_000, 180, "10,000 writes")
+            until(lambda: len(w.acked) >= 10_000, 180, "10,000 writes", w)
         c.start(lagger)
         idx = c.status(c.leader()).raftIndex  # type: ignore[union-attr]
         c.wait_applied(lagger, idx, timeout=120)
