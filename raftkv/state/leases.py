@@ -101,6 +101,8 @@ class LeaseTable:
             lease_id = schema.decode_ordered_id(bkey[len(schema.LEASE_PREFIX) :])
             ttl_s, expiry_ms = _RECORD.unpack(value)
             self._leases[lease_id] = Lease(lease_id, ttl_s, expiry_ms)
+        if not self._leases:
+            return  # nothing to attach: do not read every live key (restart time)
         for kv in live:
             if kv.lease != NO_LEASE and kv.lease in self._leases:
                 self._leases[kv.lease].keys.add(kv.key)

@@ -128,7 +128,7 @@ class StateMachine:
         self._leases = LeaseTable(backend)
         self._dedup: dict[int, tuple[int, bytes]] = {}
         self._applied = 0
-        self._reload()
+        self._reload(mvcc_loaded=True)
 
     # ------------------------------------------------------------------ queries
 
@@ -311,9 +311,11 @@ class StateMachine:
         finally:
             self._reload()
 
-    def _reload(self) -> None:
-        """Rebuild every in-memory structure from the backend."""
-        self._mvcc.reload()
+    def _reload(self, *, mvcc_loaded: bool = False) -> None:
+        """Rebuild every in-memory structure from the backend (the MVCC index only if
+        it was not just built: it is the costly part of a restart)."""
+        if not mvcc_loaded:
+            self._mvcc.reload()
         self._leases.reload(self._mvcc.live_kvs())
         self._dedup = {}
         end = schema.next_prefix(schema.DEDUP_PREFIX)
