@@ -13,7 +13,7 @@ from chaos.sim import SimConfig, Simulator, Violation
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m chaos.sim",
+        prog="raftkv-chaos sim",
         description="Run the seeded Raft simulator over many seeds with every fault enabled "
                     "and check Raft's safety and liveness properties after every step.",
         epilog="example: python -m chaos.sim --seeds 1000 --nodes 5 --ticks 2000 --jobs 2\n"

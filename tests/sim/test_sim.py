@@ -70,3 +70,12 @@ def test_cli_reports_rate_and_exit_status(capsys: pytest.CaptureFixture[str]) ->
 def test_cli_rejects_bad_flags(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--nodes", "2"]) == 2
     assert "--nodes=2" in capsys.readouterr().err
+
+
+def test_raftkv_chaos_entry_point(capsys: pytest.CaptureFixture[str]) -> None:
+    from chaos.__main__ import main as chaos_main
+
+    assert chaos_main(["sim", "--seeds", "1", "--nodes", "3", "--ticks", "300"]) == 0
+    assert "0 violation(s)" in capsys.readouterr().out
+    assert chaos_main(["bogus"]) == 2
+    assert "unknown command 'bogus'" in capsys.readouterr().err
