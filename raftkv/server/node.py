@@ -25,9 +25,9 @@ from typing import Protocol
 from raftkv.errors import RaftKVError, UnavailableError
 from raftkv.raft.errors import ProposalDropped
 from raftkv.raft.rawnode import RawNode, Ready
-from raftkv.raft.types import ConfChange, Entry, EntryType, Message, StateRole
+from raftkv.raft.types import ConfChange, ConfState, Entry, EntryType, Message, StateRole
 from raftkv.state import codec
-from raftkv.state.commands import Command, Request, Response
+from raftkv.state.commands import Command, Event, Request, Response
 from raftkv.state.machine import StateMachine
 from raftkv.storage.raft_store import DurableLogStorage
 
@@ -76,6 +76,13 @@ class NodeDriver:
         self._read_seq = itertools.count(1)
         self._stopping = False
         self.on_apply: list[Callable[[int], None]] = []
+        """Called (on the event loop) with the applied index after each applied batch."""
+        self.on_events: list[Callable[[Sequence[Event]], None]] = []
+        """Called (on the event loop) with the MVCC events of each applied entry, in order."""
+        self.on_leadership: list[Callable[[bool], None]] = []
+        """Called (on the event loop) when this member becomes or stops being the leader."""
+        self._conf_waiting: dict[bytes, asyncio.Future[ConfState]] = {}
+        self._pending_conf: list[ConfChange] = []
         self.fatal: BaseException | None = None
 
     # -- inputs (called from gRPC handlers, on the event loop) ---------------------------
@@ -110,6 +117,41 @@ class NodeDriver:
         if result is None:
             raise RequestTimeoutError("etcdserver: request timed out")
         return result
+
+    @property
+    def is_leader(self) -> bool:
+        return self.raw.raft.role is StateRole.LEADER
+
+    @property
+    def lead(self) -> int:
+        """The member id of the leader this member knows of (0: none)."""
+        return self.raw.raft.lead
+
+    async def propose_conf_change(self, cc: ConfChange) -> ConfState:
+        """Propose a membership change; return the membership once it is applied here.
+
+        Raises:
+            UnavailableError: the leader refused it (another change is pending, or no
+                leader), or it did not apply in time.
+        """
+        self._check_running()
+        nonce = os.urandom(8)
+        cc = ConfChange(cc.type, cc.node_id, nonce + cc.context)
+        fut: asyncio.Future[ConfState] = asyncio.get_running_loop().create_future()
+        self._conf_waiting[cc.encode()] = fut
+        self._pending_conf.append(cc)
+        self._wake.set()
+        try:
+            return await asyncio.wait_for(fut, self.cfg.request_timeout_s)
+        except TimeoutError:
+            raise RequestTimeoutError("etcdserver: request timed out") from None
+        finally:
+            self._conf_waiting.pop(cc.encode(), None)
+
+    def transfer_leadership(self, member_id: int) -> None:
+        """Ask the leader to hand leadership to ``member_id`` (MoveLeader)."""
+        self._reports.append(lambda raw: raw.transfer_leader(member_id))
+        self._wake.set()
 
     async def read_barrier(self) -> None:
         """Wait until this member's state reflects every write acknowledged before the call
@@ -171,6 +213,7 @@ class NodeDriver:
         for report in reports:
             report(raw)
         self._propose_pending()
+        self._propose_conf_changes()
         self._start_reads()
         while raw.has_ready():
             await self._handle_ready(raw.ready())
@@ -186,6 +229,17 @@ class NodeDriver:
             self.raw.propose_batch(batch)
         except ProposalDropped:
             self._proposals = batch + self._proposals  # retried on the next cycle
+
+    def _propose_conf_changes(self) -> None:
+        pending, self._pending_conf = self._pending_conf, []
+        for cc in pending:
+            fut = self._conf_waiting.get(cc.encode())
+            if fut is None or fut.done():
+                continue
+            try:
+                self.raw.propose_conf_change(cc)
+            except ProposalDropped as exc:
+                fut.set_exception(UnavailableError(f"etcdserver: {exc}"))
 
     def _start_reads(self) -> None:
         if not self._read_waiters or self.raw.raft.lead == 0:
@@ -213,12 +267,19 @@ class NodeDriver:
                      rd.snapshot.meta.index, len(rd.snapshot.data))
         self.transport.send(rd.messages_after_persist)
         if rd.committed_entries:
-            results = await loop.run_in_executor(self._executor, self._apply,
-                                                 rd.committed_entries)
+            results, confs, events = await loop.run_in_executor(
+                self._executor, self._apply, rd.committed_entries)
             for data, result in results:
                 fut = self._waiting.get(data)
                 if fut is not None and not fut.done():
                     fut.set_result(result)
+            for data, cs in confs:
+                cfut = self._conf_waiting.get(data)
+                if cfut is not None and not cfut.done():
+                    cfut.set_result(cs)
+            for batch in events:
+                for listener in self.on_events:
+                    listener(batch)
         for rs in rd.read_states:
             waiters = self._read_batches.pop(rs.context, None)
             if waiters:
@@ -231,19 +292,26 @@ class NodeDriver:
         if applied - self.storage.snapshot_meta().index >= self.cfg.snapshot_count:
             await loop.run_in_executor(self._executor, self._snapshot, applied)
 
-    def _apply(self, entries: Sequence[Entry]) -> list[tuple[bytes, Response | None]]:
-        """Apply committed entries (on the I/O thread); returns results to hand out."""
-        out: list[tuple[bytes, Response | None]] = []
+    def _apply(self, entries: Sequence[Entry]) -> tuple[
+            list[tuple[bytes, Response | None]], list[tuple[bytes, ConfState]],
+            list[tuple[Event, ...]]]:
+        """Apply committed entries (on the I/O thread); returns what to hand out."""
+        results: list[tuple[bytes, Response | None]] = []
+        confs: list[tuple[bytes, ConfState]] = []
+        events: list[tuple[Event, ...]] = []
         for e in entries:
             if e.type is EntryType.CONF_CHANGE:
                 cs = self.raw.apply_conf_change(ConfChange.decode(e.data))
                 self.storage.set_conf_state(e.index, cs)
                 self.sm.apply(e.index, b"")
+                confs.append((e.data, cs))
                 continue
             applied = self.sm.apply(e.index, e.data)
+            if applied.events:
+                events.append(applied.events)
             if e.data in self._waiting:
-                out.append((e.data, applied.result))
-        return out
+                results.append((e.data, applied.result))
+        return results, confs, events
 
     def _release_reads(self) -> None:
         if not self._reads_to_apply:
@@ -264,6 +332,8 @@ class NodeDriver:
         assert soft is not None
         log.info("member %x: %s, leader %x, term %d", self.raw.raft.id, soft.role.value,
                  soft.lead, self.raw.raft.term)
+        for listener in self.on_leadership:
+            listener(soft.role is StateRole.LEADER)
         if soft.role is not StateRole.LEADER and self._read_batches:
             # Reads in flight through a leader that is gone will never be answered:
             # retry them with the next leader.
@@ -284,6 +354,9 @@ class NodeDriver:
         for fut in self._waiting.values():
             if not fut.done():
                 fut.set_exception(exc)
+        for cfut in self._conf_waiting.values():
+            if not cfut.done():
+                cfut.set_exception(exc)
         for waiters in [self._read_waiters, *self._read_batches.values(),
                         *(w for _, w in self._reads_to_apply)]:
             for w in waiters:
