@@ -26,20 +26,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ticks", type=int, default=2000, help="ticks per seed (default 2000)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--trace", action="store_true", help="print the trace of a failing seed")
+    p.add_argument("--no-swarm", action="store_true",
+                   help="every fault kind at its base rate in every seed (default: each seed "
+                        "scales each kind by 0..4, 'swarm testing')")
     return p
 
 
-def _run_one(args: tuple[int, int, int]) -> tuple[int, str | None, list[str], float]:
-    seed, nodes, ticks = args
+def _run_one(args: tuple[int, int, int, bool],
+             ) -> tuple[int, str | None, list[str], float]:
+    seed, nodes, ticks, swarm = args
     t0 = time.process_time()
     try:
-        Simulator(SimConfig(seed=seed, nodes=nodes, ticks=ticks)).run()
+        Simulator(SimConfig(seed=seed, nodes=nodes, ticks=ticks, swarm=swarm)).run()
     except Violation as v:
         return seed, str(v), v.trace, time.process_time() - t0
     return seed, None, [], time.process_time() - t0
 
 
-def _results(jobs: int, work: list[tuple[int, int, int]],
+def _results(jobs: int, work: list[tuple[int, int, int, bool]],
              ) -> Iterator[tuple[int, str | None, list[str], float]]:
     if jobs <= 1:
         yield from map(_run_one, work)
@@ -60,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     seeds = [a.seed] if a.seed is not None else list(range(a.start, a.start + a.seeds))
-    work = [(s, a.nodes, a.ticks) for s in seeds]
+    work = [(s, a.nodes, a.ticks, not a.no_swarm) for s in seeds]
     started = time.monotonic()
     failures: list[int] = []
     cpu = 0.0
