@@ -1,4 +1,9 @@
-"""``etcdserverpb.KV``: Range, Put, DeleteRange (Txn and Compact come with the etcd API)."""
+"""``etcdserverpb.KV``: Range, Put, DeleteRange, Txn, Compact.
+
+Requests are validated (etcd's ``v3rpc/key.go`` checks, with its exact messages) before
+anything is proposed. Writes go through the log; reads -- Range and read-only Txn -- are
+served from this member's state after a ReadIndex barrier, or at once when serializable.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,26 @@ import grpc
 
 from raftkv.errors import InvalidRequestError, RaftKVError
 from raftkv.server.node import NodeDriver
-from raftkv.state.commands import Command, ErrorResult, Response
+from raftkv.state.commands import (
+    Command,
+    CompactResult,
+    DeleteResult,
+    ErrorResult,
+    PutResult,
+    Range,
+    Response,
+    Txn,
+    TxnResult,
+)
 from raftkv.state.machine import error_to_exception
+from raftkv.state.txn import MAX_TXN_OPS, is_read_only, validate
 from raftkv.wire import etcd_convert as ec
 from raftkv.wire.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from raftkv.wire.status import KEY_NOT_PROVIDED, REQUEST_TOO_LARGE, to_status
 
 Ctx = grpc.aio.ServicerContext[object, object]
 T = TypeVar("T")
+R = TypeVar("R", bound=Response)
 
 
 class Header:
@@ -44,31 +61,47 @@ async def guarded(context: Ctx, call: Callable[[], Awaitable[T]]) -> T:
         raise  # unreachable: abort raises
 
 
+def txn_serializable(txn: Txn) -> bool:
+    """etcd ``isTxnSerializable``: every op of both branches is a serializable range (a
+    nested txn makes it linearizable)."""
+    return all(isinstance(op, Range) and op.serializable for op in (*txn.success, *txn.failure))
+
+
 class KVService(rpc_pb2_grpc.KVServicer):
-    def __init__(self, driver: NodeDriver, header: Header, max_request_bytes: int) -> None:
+    def __init__(self, driver: NodeDriver, header: Header, max_request_bytes: int,
+                 max_txn_ops: int = MAX_TXN_OPS) -> None:
         self.driver = driver
         self.header = header
         self.max_request_bytes = max_request_bytes
+        self.max_txn_ops = max_txn_ops
+
+    def _check_size(self, size: int) -> None:
+        if size > self.max_request_bytes:
+            raise InvalidRequestError(REQUEST_TOO_LARGE)
 
     def _check(self, key: bytes, size: int) -> None:
         if not key:
             raise InvalidRequestError(KEY_NOT_PROVIDED)
-        if size > self.max_request_bytes:
-            raise InvalidRequestError(REQUEST_TOO_LARGE)
+        self._check_size(size)
 
-    async def _write(self, op: Command) -> Response:
+    async def _write(self, op: Command, kind: type[R]) -> R:
+        """Validate ``op`` as etcd does before proposing, propose it, return its result."""
+        validate(op, self.max_txn_ops)
         result = await self.driver.propose(op)
         if isinstance(result, ErrorResult):
             raise error_to_exception(result)
+        if not isinstance(result, kind):
+            raise TypeError(f"{type(op).__name__} applied as {type(result).__name__}")
         return result
 
     async def Range(self, request: rpc_pb2.RangeRequest,
                     context: Ctx) -> rpc_pb2.RangeResponse:
         async def run() -> rpc_pb2.RangeResponse:
             self._check(request.key, request.ByteSize())
+            op = ec.range_from_pb(request)
             if not request.serializable:
                 await self.driver.read_barrier()
-            result = self.driver.sm.range(ec.range_from_pb(request))
+            result = self.driver.sm.range(op)
             return ec.range_result_to_pb(result, self.header())
         return await guarded(context, run)
 
@@ -76,14 +109,38 @@ class KVService(rpc_pb2_grpc.KVServicer):
                   context: Ctx) -> rpc_pb2.PutResponse:
         async def run() -> rpc_pb2.PutResponse:
             self._check(request.key, request.ByteSize())
-            result = await self._write(ec.put_from_pb(request))
-            return ec.put_result_to_pb(result, self.header(result.revision))  # type: ignore[arg-type,union-attr]
+            result = await self._write(ec.put_from_pb(request), PutResult)
+            return ec.put_result_to_pb(result, self.header(result.revision))
         return await guarded(context, run)
 
     async def DeleteRange(self, request: rpc_pb2.DeleteRangeRequest,
                           context: Ctx) -> rpc_pb2.DeleteRangeResponse:
         async def run() -> rpc_pb2.DeleteRangeResponse:
             self._check(request.key, request.ByteSize())
-            result = await self._write(ec.delete_from_pb(request))
-            return ec.delete_result_to_pb(result, self.header(result.revision))  # type: ignore[arg-type,union-attr]
+            result = await self._write(ec.delete_from_pb(request), DeleteResult)
+            return ec.delete_result_to_pb(result, self.header(result.revision))
+        return await guarded(context, run)
+
+    async def Txn(self, request: rpc_pb2.TxnRequest,
+                  context: Ctx) -> rpc_pb2.TxnResponse:
+        async def run() -> rpc_pb2.TxnResponse:
+            self._check_size(request.ByteSize())
+            ec.check_txn_ops(request, self.max_txn_ops)
+            txn = ec.txn_from_pb(request)
+            validate(txn, self.max_txn_ops)
+            if not is_read_only(txn):
+                result = await self._write(txn, TxnResult)
+                return ec.txn_result_to_pb(result, self.header(result.revision))
+            if not txn_serializable(txn):
+                await self.driver.read_barrier()
+            result = self.driver.sm.read_txn(txn)
+            return ec.txn_result_to_pb(result, self.header(result.revision))
+        return await guarded(context, run)
+
+    async def Compact(self, request: rpc_pb2.CompactionRequest,
+                      context: Ctx) -> rpc_pb2.CompactionResponse:
+        async def run() -> rpc_pb2.CompactionResponse:
+            self._check_size(request.ByteSize())
+            result = await self._write(ec.compact_from_pb(request), CompactResult)
+            return ec.compact_result_to_pb(result, self.header(result.revision))
         return await guarded(context, run)
