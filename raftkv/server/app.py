@@ -17,8 +17,10 @@ from raftkv.raft.config import Config
 from raftkv.raft.rawnode import RawNode
 from raftkv.raft.types import ConfState, HardState, Snapshot, SnapshotMeta
 from raftkv.server.config import ServerConfig
+from raftkv.server.lease_keeper import LeaseKeeper
 from raftkv.server.node import DriverConfig, NodeDriver
 from raftkv.server.services.kv import Header, KVService
+from raftkv.server.services.lease import LeaseService
 from raftkv.server.services.maintenance import MaintenanceService
 from raftkv.server.transport import GrpcTransport, RaftService
 from raftkv.state.machine import StateMachine
@@ -79,6 +81,7 @@ class Server:
         self._client_server: grpc.aio.Server | None = None
         self._peer_server: grpc.aio.Server | None = None
         self._driver_task: asyncio.Task[None] | None = None
+        self._lease_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         spec = self.spec
@@ -102,6 +105,9 @@ class Server:
         await self._start_grpc(driver)
         transport.start()
         self._driver_task = asyncio.create_task(driver.run(), name="raftkv-driver")
+        keeper = LeaseKeeper(driver)
+        driver.on_leadership.append(keeper.on_leadership)
+        self._lease_task = asyncio.create_task(keeper.run(), name="raftkv-lease-keeper")
         log.info("member %s (%x) of cluster %x serving clients on %s, peers on %s",
                  spec.name, spec.member_id, spec.cluster_id, spec.client_addr, spec.peer_addr)
 
@@ -117,6 +123,8 @@ class Server:
             KVService(driver, header, spec.max_request_bytes), client)
         rpc_pb2_grpc.add_MaintenanceServicer_to_server(  # type: ignore[no-untyped-call]
             MaintenanceService(header, self._db_size), client)
+        rpc_pb2_grpc.add_LeaseServicer_to_server(  # type: ignore[no-untyped-call]
+            LeaseService(driver, header), client)
         for addr in (spec.client_addr, *spec.extra_client_addrs):
             _bind(client, addr, "--listen-client-urls")
         await peer.start()
@@ -134,6 +142,9 @@ class Server:
         """Finish in-flight client requests (up to ``grace_s``), then stop everything."""
         if self._client_server is not None:
             await self._client_server.stop(grace_s)
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            await asyncio.gather(self._lease_task, return_exceptions=True)
         if self.driver is not None:
             self.driver.stop()
         if self._driver_task is not None:
