@@ -83,6 +83,10 @@ class NodeDriver:
         """Called (on the event loop) when this member becomes or stops being the leader."""
         self._conf_waiting: dict[bytes, asyncio.Future[ConfState]] = {}
         self._pending_conf: list[ConfChange] = []
+        self.on_conf_change: list[Callable[[int, ConfChange, ConfState], None]] = []
+        """Called on the I/O thread, in log order, with each applied conf change entry."""
+        self.is_attribute_change: Callable[[ConfChange], bool] = lambda _: False
+        """True for a conf change entry that only carries member attributes (not for Raft)."""
         self.fatal: BaseException | None = None
 
     # -- inputs (called from gRPC handlers, on the event loop) ---------------------------
@@ -301,8 +305,14 @@ class NodeDriver:
         events: list[tuple[Event, ...]] = []
         for e in entries:
             if e.type is EntryType.CONF_CHANGE:
-                cs = self.raw.apply_conf_change(ConfChange.decode(e.data))
+                cc = ConfChange.decode(e.data)
+                if self.is_attribute_change(cc):
+                    cs = self.raw.raft.conf_state()
+                else:
+                    cs = self.raw.apply_conf_change(cc)
                 self.storage.set_conf_state(e.index, cs)
+                for hook in self.on_conf_change:
+                    hook(e.index, cc, cs)
                 self.sm.apply(e.index, b"")
                 confs.append((e.data, cs))
                 continue
