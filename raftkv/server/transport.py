@@ -107,6 +107,25 @@ class GrpcTransport:
     def report_unreachable(self, member_id: int) -> None:
         self.on_unreachable(member_id)
 
+    def add_peer(self, member_id: int, address: str) -> None:
+        """Start sending to ``member_id`` at ``address`` (a new member, or a new address).
+        Call on the event loop, after :meth:`start`."""
+        if member_id == self.member_id:
+            return
+        old = self.peers.get(member_id)
+        if old is not None:
+            if old.address == address:
+                return
+            self.remove_peer(member_id)
+        peer = self.peers[member_id] = Peer(self, member_id, address)
+        peer.task = asyncio.create_task(peer.run(), name=f"raftkv-peer-{member_id:x}")
+
+    def remove_peer(self, member_id: int) -> None:
+        """Stop sending to ``member_id`` (a removed member). Call on the event loop."""
+        peer = self.peers.pop(member_id, None)
+        if peer is not None and peer.task is not None:
+            peer.task.cancel()
+
     def send(self, messages: Sequence[Message]) -> None:
         for m in messages:
             peer = self.peers.get(m.to)
