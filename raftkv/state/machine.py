@@ -156,6 +156,16 @@ class StateMachine:
         validate(req, self._max_txn_ops)
         return self._mvcc.range(req)
 
+    def events_between(self, start_rev: int, end_rev: int, key: bytes,
+                       range_end: bytes) -> list[Event]:
+        """Watch history: the changes in ``[start_rev, end_rev)`` to the keys of the range,
+        oldest first (see :meth:`MVCCStore.events_between`).
+
+        Raises:
+            CompactedError: ``start_rev`` is below the compact revision.
+        """
+        return self._mvcc.events_between(start_rev, end_rev, key, range_end)
+
     def read_txn(self, txn: Txn) -> TxnResult:
         """Serve a read-only txn without a log entry.
 
