@@ -19,14 +19,18 @@ from raftkv.raft.types import ConfState, HardState, Snapshot, SnapshotMeta
 from raftkv.server.config import ServerConfig
 from raftkv.server.lease_keeper import LeaseKeeper
 from raftkv.server.node import DriverConfig, NodeDriver
+from raftkv.server.services.election import ElectionService
 from raftkv.server.services.kv import Header, KVService
 from raftkv.server.services.lease import LeaseService
+from raftkv.server.services.lock import LockService, Recipes
 from raftkv.server.services.maintenance import MaintenanceService
 from raftkv.server.transport import GrpcTransport, RaftService
 from raftkv.state.machine import StateMachine
 from raftkv.storage.store import Identity, Store
 from raftkv.wire.pb.etcdserverpb import rpc_pb2_grpc
 from raftkv.wire.pb.raftpb import raft_pb2_grpc
+from raftkv.wire.pb.v3electionpb import v3election_pb2_grpc
+from raftkv.wire.pb.v3lockpb import v3lock_pb2_grpc
 
 log = logging.getLogger("raftkv.server")
 
@@ -125,6 +129,11 @@ class Server:
             MaintenanceService(header, self._db_size), client)
         rpc_pb2_grpc.add_LeaseServicer_to_server(  # type: ignore[no-untyped-call]
             LeaseService(driver, header), client)
+        recipes = Recipes(driver)
+        v3lock_pb2_grpc.add_LockServicer_to_server(  # type: ignore[no-untyped-call]
+            LockService(recipes, header), client)
+        v3election_pb2_grpc.add_ElectionServicer_to_server(  # type: ignore[no-untyped-call]
+            ElectionService(recipes, header), client)
         for addr in (spec.client_addr, *spec.extra_client_addrs):
             _bind(client, addr, "--listen-client-urls")
         await peer.start()
