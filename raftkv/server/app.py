@@ -24,7 +24,9 @@ from raftkv.server.services.kv import Header, KVService
 from raftkv.server.services.lease import LeaseService
 from raftkv.server.services.lock import LockService, Recipes
 from raftkv.server.services.maintenance import MaintenanceService
+from raftkv.server.services.watch import WatchService
 from raftkv.server.transport import GrpcTransport, RaftService
+from raftkv.server.watch_hub import WatchHub
 from raftkv.state.machine import StateMachine
 from raftkv.storage.store import Identity, Store
 from raftkv.wire.pb.etcdserverpb import rpc_pb2_grpc
@@ -130,6 +132,12 @@ class Server:
         rpc_pb2_grpc.add_LeaseServicer_to_server(  # type: ignore[no-untyped-call]
             LeaseService(driver, header), client)
         recipes = Recipes(driver)
+        hub = WatchHub(driver.sm)
+        driver.on_events.append(hub.on_events)
+        driver.on_apply.append(hub.on_apply)
+        rpc_pb2_grpc.add_WatchServicer_to_server(  # type: ignore[no-untyped-call]
+            WatchService(hub, header, lambda: driver.lead != 0,
+                         spec.tick_interval_s * spec.election_ticks), client)
         v3lock_pb2_grpc.add_LockServicer_to_server(  # type: ignore[no-untyped-call]
             LockService(recipes, header), client)
         v3election_pb2_grpc.add_ElectionServicer_to_server(  # type: ignore[no-untyped-call]
