@@ -1,0 +1,216 @@
+"""``v3lockpb.Lock`` and ``v3electionpb.Election`` on a 3-member cluster of real processes.
+
+Two paths are exercised, as etcd-api.md §6-7 and etcdctl-calls.md describe them:
+
+* the server-side services through raw gRPC stubs (what non-etcdctl clients use): mutual
+  exclusion between concurrent callers on different members, waiters woken by their
+  predecessor only, fencing tokens (create revisions) that strictly increase and guard a txn,
+  a waiter whose lease is revoked, and the election RPCs with etcd's error texts;
+* the real ``etcdctl lock`` / ``etcdctl elect`` 3.4, which build the same recipes client-side
+  from KV + Lease + Watch; they share the key scheme with the services, so both interoperate.
+
+Leases are granted through the cluster's ``etcdserverpb.Lease/LeaseGrant`` RPC.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import grpc
+import pytest
+
+from raftkv.wire.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from raftkv.wire.pb.v3electionpb import v3election_pb2 as epb
+from raftkv.wire.pb.v3electionpb import v3election_pb2_grpc
+from raftkv.wire.pb.v3lockpb import v3lock_pb2, v3lock_pb2_grpc
+from tests.integration.procs import Member, ProcCluster, cluster
+
+pytestmark = pytest.mark.slow
+
+T = TypeVar("T")
+CREATE = rpc_pb2.Compare.CompareTarget.CREATE
+EQUAL = rpc_pb2.Compare.CompareResult.EQUAL
+
+
+@pytest.fixture(scope="module")
+def c(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcCluster]:
+    with cluster(tmp_path_factory.mktemp("lock")) as pc:
+        pc.leader()
+        yield pc
+
+
+@pytest.fixture
+def pool() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(max_workers=4) as ex:
+        yield ex
+
+
+def lock_stub(c: ProcCluster, m: Member) -> v3lock_pb2_grpc.LockStub:
+    return v3lock_pb2_grpc.LockStub(c._channel(m))  # type: ignore[no-untyped-call]
+
+
+def election_stub(c: ProcCluster, m: Member) -> v3election_pb2_grpc.ElectionStub:
+    return v3election_pb2_grpc.ElectionStub(c._channel(m))  # type: ignore[no-untyped-call]
+
+
+def lease_stub(c: ProcCluster, m: Member) -> rpc_pb2_grpc.LeaseStub:
+    return rpc_pb2_grpc.LeaseStub(c._channel(m))  # type: ignore[no-untyped-call]
+
+
+def grant(c: ProcCluster, ttl: int = 60) -> int:
+    resp = lease_stub(c, c.members[0]).LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=ttl), timeout=10)
+    return int(resp.ID)
+
+
+def revoke(c: ProcCluster, lease: int) -> None:
+    lease_stub(c, c.members[0]).LeaseRevoke(rpc_pb2.LeaseRevokeRequest(ID=lease), timeout=10)
+
+
+def create_rev(c: ProcCluster, key: bytes) -> int:
+    kvs = c.kv(c.members[0]).Range(rpc_pb2.RangeRequest(key=key), timeout=10).kvs
+    return int(kvs[0].create_revision) if kvs else 0
+
+
+def lock(c: ProcCluster, m: Member, name: bytes, lease: int,
+         timeout: float = 30) -> v3lock_pb2.LockResponse:
+    resp: v3lock_pb2.LockResponse = lock_stub(c, m).Lock(
+        v3lock_pb2.LockRequest(name=name, lease=lease), timeout=timeout)
+    return resp
+
+
+def unlock(c: ProcCluster, m: Member, key: bytes) -> None:
+    lock_stub(c, m).Unlock(v3lock_pb2.UnlockRequest(key=key), timeout=10)
+
+
+def fenced_put(c: ProcCluster, lock_key: bytes, token: int, key: bytes, value: bytes) -> bool:
+    """A guarded write: put only while ``lock_key`` is the incarnation created at ``token``."""
+    txn = rpc_pb2.TxnRequest(
+        compare=[rpc_pb2.Compare(key=lock_key, target=CREATE, result=EQUAL,
+                                 create_revision=token)],
+        success=[rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=key, value=value))])
+    return bool(c.kv(c.members[1]).Txn(txn, timeout=10).succeeded)
+
+
+def still_waiting(fut: Future[T], for_s: float = 1.5) -> bool:
+    time.sleep(for_s)
+    return not fut.done()
+
+
+def rpc_error(call: Callable[[], object]) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    return info.value
+
+
+# --------------------------------------------------------------------------- Lock via gRPC
+
+
+def test_lock_excludes_and_hands_over_on_unlock_with_growing_fencing_tokens(
+        c: ProcCluster, pool: ThreadPoolExecutor) -> None:
+    l1, l2 = grant(c), grant(c)
+    a, b = c.members[0], c.members[2]
+    first = lock(c, a, b"mutex1", l1)
+    assert first.key == b"mutex1/" + format(l1, "x").encode()
+    token1 = create_rev(c, first.key)
+    assert 0 < token1 <= first.header.revision
+    # Idempotent for the same lease: same key, same token, no new revision.
+    again = lock(c, b, b"mutex1", l1)
+    assert again.key == first.key and create_rev(c, first.key) == token1
+
+    second = pool.submit(lock, c, b, b"mutex1", l2)
+    assert still_waiting(second), "a second lease acquired a held lock"
+    assert fenced_put(c, first.key, token1, b"fenced1", b"by-1")
+
+    unlock(c, a, first.key)
+    key2 = second.result(timeout=15).key
+    token2 = create_rev(c, key2)
+    assert key2 == b"mutex1/" + format(l2, "x").encode()
+    assert token2 > token1
+    # The old holder's token no longer guards anything; the new one does.
+    assert not fenced_put(c, first.key, token1, b"fenced1", b"stale")
+    assert fenced_put(c, key2, token2, b"fenced1", b"by-2")
+    value = c.kv(a).Range(rpc_pb2.RangeRequest(key=b"fenced1"), timeout=10).kvs[0].value
+    assert value == b"by-2"
+    unlock(c, b, key2)
+
+
+def test_revoking_the_holders_lease_hands_the_lock_over(
+        c: ProcCluster, pool: ThreadPoolExecutor) -> None:
+    l1, l2 = grant(c), grant(c)
+    first = lock(c, c.members[1], b"mutex2", l1)
+    token1 = create_rev(c, first.key)
+    second = pool.submit(lock, c, c.members[2], b"mutex2", l2)
+    assert still_waiting(second)
+    revoke(c, l1)
+    key2 = second.result(timeout=15).key
+    assert create_rev(c, key2) > token1
+    assert not fenced_put(c, first.key, token1, b"fenced2", b"stale")
+    revoke(c, l2)
+
+
+def test_waiters_wait_on_their_predecessor_in_create_order(
+        c: ProcCluster, pool: ThreadPoolExecutor) -> None:
+    la, lb, lc = grant(c), grant(c), grant(c)
+    holder = lock(c, c.members[0], b"mutex3", la)
+    wb = pool.submit(lock, c, c.members[1], b"mutex3", lb)
+    assert still_waiting(wb, 1.0)
+    wc = pool.submit(lock, c, c.members[2], b"mutex3", lc)
+    assert still_waiting(wc, 1.0)
+    kb = b"mutex3/" + format(lb, "x").encode()
+    assert create_rev(c, kb) < create_rev(c, b"mutex3/" + format(lc, "x").encode())
+    # The middle waiter leaves: the last one now waits on the holder, and must not acquire.
+    unlock(c, c.members[0], kb)
+    assert still_waiting(wc)
+    assert isinstance(wb.exception(timeout=15), grpc.RpcError)  # its own key vanished
+    unlock(c, c.members[0], holder.key)
+    assert wc.result(timeout=15).key.endswith(format(lc, "x").encode())
+    for lease in (la, lb, lc):
+        revoke(c, lease)
+
+
+def test_a_waiter_whose_lease_is_revoked_gets_session_expired(
+        c: ProcCluster, pool: ThreadPoolExecutor) -> None:
+    l1, l2 = grant(c), grant(c)
+    holder = lock(c, c.members[0], b"mutex4", l1)
+    waiter = pool.submit(lock, c, c.members[1], b"mutex4", l2)
+    assert still_waiting(waiter)
+    revoke(c, l2)
+    exc = waiter.exception(timeout=15)
+    assert isinstance(exc, grpc.RpcError)
+    assert exc.code() is grpc.StatusCode.UNKNOWN
+    assert exc.details() == "mutex: session is expired"
+    unlock(c, c.members[0], holder.key)
+    revoke(c, l1)
+
+
+def test_a_cancelled_waiter_removes_its_key(c: ProcCluster) -> None:
+    l1, l2 = grant(c), grant(c)
+    holder = lock(c, c.members[0], b"mutex5", l1)
+    exc = rpc_error(lambda: lock(c, c.members[1], b"mutex5", l2, timeout=1.0))
+    assert exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    key2 = b"mutex5/" + format(l2, "x").encode()
+    deadline = time.monotonic() + 10
+    while create_rev(c, key2) != 0:
+        assert time.monotonic() < deadline, "the abandoned waiter key was left behind"
+        time.sleep(0.1)
+    unlock(c, c.members[0], holder.key)
+    for lease in (l1, l2):
+        revoke(c, lease)
+
+
+def test_lock_errors(c: ProcCluster) -> None:
+    exc = rpc_error(lambda: lock(c, c.members[0], b"mutex6", 0x7E57))
+    assert exc.code() is grpc.StatusCode.NOT_FOUND
+    assert exc.details() == "etcdserver: requested lease not found"
+    assert create_rev(c, b"mutex6/7e57") == 0
+    exc = rpc_error(lambda: unlock(c, c.members[0], b""))
+    assert exc.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert exc.details() == "etcdserver: key is not provided"
