@@ -16,14 +16,21 @@ from raftkv.errors import ConfigError
 from raftkv.raft.config import Config
 from raftkv.raft.rawnode import RawNode
 from raftkv.raft.types import ConfState, HardState, Snapshot, SnapshotMeta
-from raftkv.server.config import ServerConfig
+from raftkv.server.config import ServerConfig, canonical_url, parse_url
 from raftkv.server.lease_keeper import LeaseKeeper
+from raftkv.server.members import MemberInfo, MemberRegistry
 from raftkv.server.node import DriverConfig, NodeDriver
+from raftkv.server.services.cluster import ClusterService, Membership
 from raftkv.server.services.election import ElectionService
 from raftkv.server.services.kv import Header, KVService
 from raftkv.server.services.lease import LeaseService
 from raftkv.server.services.lock import LockService, Recipes
-from raftkv.server.services.maintenance import MaintenanceService
+from raftkv.server.services.maintenance import (
+    NOSPACE,
+    MaintenanceService,
+    NoSpaceGate,
+    watch_quota,
+)
 from raftkv.server.services.watch import WatchService
 from raftkv.server.transport import GrpcTransport, RaftService
 from raftkv.server.watch_hub import WatchHub
@@ -61,6 +68,11 @@ class NodeSpec:
     max_request_bytes: int = 1_572_864
     request_timeout_s: float = 7.0
     extra_client_addrs: tuple[str, ...] = field(default=())
+    client_urls: tuple[str, ...] = ()
+    """Advertised client URLs, published in the member registry."""
+    initial_members: tuple[tuple[int, str, str], ...] = ()
+    """``(id, name, peer URL)`` of each member in ``--initial-cluster``."""
+    quota_backend_bytes: int = 2 * 1024**3
 
 
 def client_server_options(max_request_bytes: int) -> list[tuple[str, int]]:
@@ -88,6 +100,8 @@ class Server:
         self._peer_server: grpc.aio.Server | None = None
         self._driver_task: asyncio.Task[None] | None = None
         self._lease_task: asyncio.Task[None] | None = None
+        self.membership: Membership | None = None
+        self._member_tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         spec = self.spec
@@ -101,16 +115,26 @@ class Server:
                      applied=sm.applied_index, max_size_per_msg=1 << 20,
                      max_inflight_msgs=256, check_quorum=True, pre_vote=True)
         raw = RawNode(cfg, store.log)
+        registry = _open_registry(spec)
+        peers = {i.id: _peer_address(i) for i in registry.all() if i.peer_urls}
         self.transport = transport = GrpcTransport(spec.member_id, spec.cluster_token,
-                                                   spec.peers)
+                                                   {**spec.peers, **peers})
         dcfg = DriverConfig(spec.tick_interval_s, spec.request_timeout_s, spec.snapshot_count,
                             spec.snapshot_catchup_entries)
         self.driver = driver = NodeDriver(raw, store.log, sm, transport, dcfg)
         transport.on_unreachable = driver.report_unreachable
         transport.on_snapshot_status = driver.report_snapshot
+        self.membership = membership = Membership(
+            registry, driver, transport, member_id=spec.member_id, name=spec.name,
+            client_urls=spec.client_urls, on_removed=driver.stop)
+        membership.attach()
         await self._start_grpc(driver)
         transport.start()
         self._driver_task = asyncio.create_task(driver.run(), name="raftkv-driver")
+        self._member_tasks = [
+            asyncio.create_task(membership.publish(), name="raftkv-publish"),
+            asyncio.create_task(watch_quota(membership, self._db_size,
+                                            spec.quota_backend_bytes), name="raftkv-quota")]
         keeper = LeaseKeeper(driver)
         driver.on_leadership.append(keeper.on_leadership)
         self._lease_task = asyncio.create_task(keeper.run(), name="raftkv-lease-keeper")
@@ -123,12 +147,21 @@ class Server:
         raft_pb2_grpc.add_RaftServicer_to_server(  # type: ignore[no-untyped-call]
             RaftService(spec.member_id, spec.cluster_token, driver.deliver), peer)
         _bind(peer, spec.peer_addr, "--listen-peer-urls")
-        client = grpc.aio.server(options=client_server_options(spec.max_request_bytes))
+        membership = self.membership
+        assert membership is not None
+        assert self.store is not None
+        registry = membership.registry
+        gate = NoSpaceGate(lambda: any(a == NOSPACE for _, a in registry.alarms()))
+        client = grpc.aio.server(options=client_server_options(spec.max_request_bytes),
+                                 interceptors=[gate])
         header = Header(spec.cluster_id, spec.member_id, driver)
         rpc_pb2_grpc.add_KVServicer_to_server(  # type: ignore[no-untyped-call]
             KVService(driver, header, spec.max_request_bytes), client)
         rpc_pb2_grpc.add_MaintenanceServicer_to_server(  # type: ignore[no-untyped-call]
-            MaintenanceService(header, self._db_size), client)
+            MaintenanceService(header, self._db_size, membership, self.store.backend,
+                               self.store.engine.compact_range), client)
+        rpc_pb2_grpc.add_ClusterServicer_to_server(  # type: ignore[no-untyped-call]
+            ClusterService(membership, header, spec.cluster_token), client)
         rpc_pb2_grpc.add_LeaseServicer_to_server(  # type: ignore[no-untyped-call]
             LeaseService(driver, header), client)
         recipes = Recipes(driver)
@@ -162,6 +195,9 @@ class Server:
         if self._lease_task is not None:
             self._lease_task.cancel()
             await asyncio.gather(self._lease_task, return_exceptions=True)
+        for task in self._member_tasks:
+            task.cancel()
+        await asyncio.gather(*self._member_tasks, return_exceptions=True)
         if self.driver is not None:
             self.driver.stop()
         if self._driver_task is not None:
@@ -188,6 +224,22 @@ def _bind(server: grpc.aio.Server, addr: str, flag: str) -> None:
         raise ConfigError(hint) from None
     if port == 0:
         raise ConfigError(hint)
+
+
+def _open_registry(spec: NodeSpec) -> MemberRegistry:
+    initial = tuple(MemberInfo(mid, name, (url,)) for mid, name, url in spec.initial_members)
+    if not initial:  # a spec built by hand: only addresses are known
+        initial = tuple(MemberInfo(mid, spec.name if mid == spec.member_id else "",
+                                   (f"http://{addr}",)) for mid, addr in spec.peers.items())
+    registry = MemberRegistry.open(spec.data_dir, initial)
+    if registry.get(spec.member_id) is None and registry.index > 0:
+        raise ConfigError(f"member {spec.name} ({spec.member_id:x}) was removed from the "
+                          f"cluster; it cannot rejoin with this data dir ({spec.data_dir})")
+    return registry
+
+
+def _peer_address(info: MemberInfo) -> str:
+    return parse_url(info.peer_urls[0]).address
 
 
 def _bootstrap(store: Store, sm: StateMachine, voters: frozenset[int]) -> None:
@@ -235,6 +287,9 @@ def spec_from_config(cfg: ServerConfig) -> NodeSpec:
         heartbeat_ticks=cfg.heartbeat_ticks, snapshot_count=cfg.snapshot_count,
         snapshot_catchup_entries=cfg.snapshot_catchup_entries,
         max_request_bytes=cfg.max_request_bytes,
+        client_urls=tuple(canonical_url(u) for u in cfg.advertise_client_urls),
+        initial_members=tuple((m.id, m.name, canonical_url(m.peer_url)) for m in cfg.members),
+        quota_backend_bytes=cfg.quota_backend_bytes,
         request_timeout_s=5.0 + 2 * election_s,
     )
 

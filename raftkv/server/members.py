@@ -118,6 +118,11 @@ class MemberRegistry:
         with self._lock:
             return self._members.get(member_id)
 
+    def all(self) -> list[MemberInfo]:
+        """Every member the registry knows, ordered by id."""
+        with self._lock:
+            return sorted(self._members.values(), key=lambda m: m.id)
+
     def members(self, cs: ConfState) -> list[tuple[MemberInfo, bool]]:
         """Every member of ``cs`` (Raft's word on who is a member) with its attributes and
         whether it is a learner, ordered by id."""

@@ -281,6 +281,11 @@ class Engine:
         size: int = self._db.approximate_size(start, end)
         return size
 
+    def compact_range(self) -> None:
+        """Compact the whole key space (etcd's Defragment: reclaim deleted space)."""
+        self.check_open()
+        self._db.compact_range()
+
     # -- lifecycle -------------------------------------------------------------------
     @property
     def closed(self) -> bool:
