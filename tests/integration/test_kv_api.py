@@ -424,3 +424,16 @@ def test_range_revision_filters_and_errors(c: ProcCluster) -> None:
         kv.Range(rpc_pb2.RangeRequest(key=b"f/a", sort_order=7), timeout=10)  # type: ignore[arg-type]
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert info.value.details() == "etcdserver: invalid sort option"
+
+
+def test_oversized_txn_and_compact_errors(c: ProcCluster) -> None:
+    big = rpc_pb2.TxnRequest(success=[rput(b"big/a", b"x" * 1_600_000)])
+    err = txn_error(c, big)
+    assert (err.code(), err.details()) == (grpc.StatusCode.INVALID_ARGUMENT,
+                                           "etcdserver: request is too large")
+    kv = c.kv(c.members[0])
+    current = kv.Range(rpc_pb2.RangeRequest(key=b"big/a"), timeout=10).header.revision
+    with pytest.raises(grpc.RpcError) as info:
+        kv.Compact(rpc_pb2.CompactionRequest(revision=current + 1000), timeout=10)
+    assert info.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    assert info.value.details() == "etcdserver: mvcc: required revision is a future revision"
