@@ -8,15 +8,17 @@ leader's :class:`~raftkv.server.lease_keeper.LeaseKeeper` proposes the revocatio
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
+import time
 from collections.abc import AsyncIterator, Callable
 
 import grpc
 
 from raftkv.errors import LeaseNotFoundError, RaftKVError
 from raftkv.server.lease_keeper import clock_ms
-from raftkv.server.node import NodeDriver
+from raftkv.server.node import NodeDriver, RequestTimeoutError
 from raftkv.server.services.kv import Header, guarded
 from raftkv.state.commands import (
     Command,
@@ -108,13 +110,29 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
         return await guarded(context, run)
 
     async def _renew(self, lease_id: int) -> int:
-        """The granted TTL after renewal; 0 if the lease does not exist (not an error)."""
-        try:
-            result = await self._propose(LeaseRenew(lease_id, self.clock()))
-        except LeaseNotFoundError:
-            return 0
-        assert isinstance(result, LeaseRenewResult)
-        return result.ttl_s
+        """The granted TTL after renewal; 0 if the lease does not exist (not an error).
+
+        A renewal forwarded to a leader that dies is lost; as etcd's ``LeaseRenew`` does,
+        retry it (with a fresh timestamp: renewing twice is harmless) every two election
+        timeouts until the request timeout, so that a keep-alive stream keeps answering
+        across a leader change instead of stalling until the client gives the lease up.
+        """
+        d = self.driver
+        attempt_s = 2 * d.raw.raft.cfg.election_ticks * d.cfg.tick_interval_s
+        deadline = time.monotonic() + d.cfg.request_timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                result = await asyncio.wait_for(
+                    self._propose(LeaseRenew(lease_id, self.clock())), min(attempt_s, left))
+            except LeaseNotFoundError:
+                return 0
+            except TimeoutError:
+                if time.monotonic() + 0.001 >= deadline:
+                    raise RequestTimeoutError("etcdserver: request timed out") from None
+                continue
+            assert isinstance(result, LeaseRenewResult)
+            return result.ttl_s
 
     async def LeaseKeepAlive(
             self, request_iterator: AsyncIterator[rpc_pb2.LeaseKeepAliveRequest],
