@@ -14,14 +14,10 @@ Leases are granted through the cluster's ``etcdserverpb.Lease/LeaseGrant`` RPC.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import TypeVar
 
 import grpc
@@ -44,6 +40,8 @@ EQUAL = rpc_pb2.Compare.CompareResult.EQUAL
 def c(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcCluster]:
     with cluster(tmp_path_factory.mktemp("lock")) as pc:
         pc.leader()
+        for m in pc.members:
+            pc.wait_up(m)  # every channel is connected (none left in reconnect back-off)
         yield pc
 
 
@@ -123,7 +121,8 @@ def test_lock_excludes_and_hands_over_on_unlock_with_growing_fencing_tokens(
     assert 0 < token1 <= first.header.revision
     # Idempotent for the same lease: same key, same token, no new revision.
     again = lock(c, b, b"mutex1", l1)
-    assert again.key == first.key and create_rev(c, first.key) == token1
+    assert again.key == first.key
+    assert create_rev(c, first.key) == token1
 
     second = pool.submit(lock, c, b, b"mutex1", l2)
     assert still_waiting(second), "a second lease acquired a held lock"
@@ -214,3 +213,110 @@ def test_lock_errors(c: ProcCluster) -> None:
     exc = rpc_error(lambda: unlock(c, c.members[0], b""))
     assert exc.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert exc.details() == "etcdserver: key is not provided"
+
+
+# --------------------------------------------------------------------------- Election via gRPC
+
+
+def observe(c: ProcCluster, m: Member, name: bytes, seen: list[bytes]) -> grpc.RpcContext:
+    """Start an Observe stream on ``m``; a thread appends each leader value to ``seen``."""
+    stream = election_stub(c, m).Observe(epb.LeaderRequest(name=name))
+
+    def drain() -> None:
+        try:
+            for resp in stream:
+                seen.append(resp.kv.value)
+        except grpc.RpcError as exc:
+            if exc.code() is not grpc.StatusCode.CANCELLED:
+                seen.append(f"error {exc.code()} {exc.details()}".encode())
+
+    threading.Thread(target=drain, daemon=True).start()
+    return stream  # type: ignore[no-any-return]
+
+
+def wait_for(pred: Callable[[], bool], what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def campaign(c: ProcCluster, m: Member, name: bytes, lease: int,
+             value: bytes) -> epb.CampaignResponse:
+    resp: epb.CampaignResponse = election_stub(c, m).Campaign(
+        epb.CampaignRequest(name=name, lease=lease, value=value), timeout=30)
+    return resp
+
+
+def leader_value(c: ProcCluster, m: Member, name: bytes) -> bytes:
+    return bytes(election_stub(c, m).Leader(epb.LeaderRequest(name=name), timeout=10).kv.value)
+
+
+def test_election_campaign_proclaim_leader_resign_observe(
+        c: ProcCluster, pool: ThreadPoolExecutor) -> None:
+    name = b"elect1"
+    m0, m1, m2 = c.members
+    exc = rpc_error(lambda: leader_value(c, m1, name))
+    assert (exc.code(), exc.details()) == (grpc.StatusCode.UNKNOWN, "election: no leader")
+    seen: list[bytes] = []
+    stream = observe(c, m2, name, seen)
+    l1, l2 = grant(c), grant(c)
+    r1 = campaign(c, m0, name, l1, b"v1")
+    assert r1.leader.key == name + b"/" + format(l1, "x").encode()
+    assert r1.leader.rev == create_rev(c, r1.leader.key)
+    assert (r1.leader.name, r1.leader.lease) == (name, l1)
+    assert leader_value(c, m1, name) == b"v1"
+    election_stub(c, m1).Proclaim(epb.ProclaimRequest(leader=r1.leader, value=b"v1b"),
+                                  timeout=10)
+    assert leader_value(c, m2, name) == b"v1b"
+
+    second = pool.submit(campaign, c, m2, name, l2, b"v2")
+    assert still_waiting(second)
+    key2 = name + b"/" + format(l2, "x").encode()
+    # The waiting candidate's key with the leader's token: not the leader.
+    impostor = epb.LeaderKey(name=name, key=key2, rev=r1.leader.rev, lease=l2)
+    for stub_call in (
+            lambda: election_stub(c, m0).Proclaim(
+                epb.ProclaimRequest(leader=impostor, value=b"x"), timeout=10),
+            lambda: election_stub(c, m0).Proclaim(epb.ProclaimRequest(value=b"x"), timeout=10),
+            lambda: election_stub(c, m0).Resign(epb.ResignRequest(), timeout=10)):
+        exc = rpc_error(stub_call)
+        assert exc.code() is grpc.StatusCode.UNKNOWN
+    assert leader_value(c, m0, name) == b"v1b"  # the impostor changed nothing
+
+    election_stub(c, m1).Resign(epb.ResignRequest(leader=r1.leader), timeout=10)
+    r2 = second.result(timeout=15)
+    assert r2.leader.rev > r1.leader.rev
+    assert leader_value(c, m0, name) == b"v2"
+    # Resigning a lost leadership is no error; proclaiming with it is.
+    election_stub(c, m1).Resign(epb.ResignRequest(leader=r1.leader), timeout=10)
+    exc = rpc_error(lambda: election_stub(c, m1).Proclaim(
+        epb.ProclaimRequest(leader=r1.leader, value=b"late"), timeout=10))
+    assert (exc.code(), exc.details()) == (grpc.StatusCode.UNKNOWN, "election: not leader")
+    # Campaigning again with the same lease is idempotent and proclaims the new value.
+    again = campaign(c, m1, name, l2, b"v2x")
+    assert again.leader.rev == r2.leader.rev
+    assert leader_value(c, m1, name) == b"v2x"
+    wait_for(lambda: len(seen) >= 4, f"observe saw {seen}")
+    stream.cancel()
+    assert seen == [b"v1", b"v1b", b"v2", b"v2x"]
+    for lease in (l1, l2):
+        revoke(c, lease)
+
+
+def test_election_messages_match_etcd(c: ProcCluster) -> None:
+    stub = election_stub(c, c.members[0])
+    cases = [
+        (lambda: stub.Proclaim(epb.ProclaimRequest(value=b"x"), timeout=10),
+         '"leader" field must be provided'),
+        (lambda: stub.Resign(epb.ResignRequest(), timeout=10),
+         '"leader" field must be provided'),
+        (lambda: stub.Leader(epb.LeaderRequest(name=b"nobody"), timeout=10),
+         "election: no leader"),
+        (lambda: stub.Proclaim(epb.ProclaimRequest(
+            leader=epb.LeaderKey(name=b"e", key=b"e/1", rev=5, lease=1)), timeout=10),
+         "election: not leader"),
+    ]
+    for call, message in cases:
+        exc = rpc_error(call)
+        assert (exc.code(), exc.details()) == (grpc.StatusCode.UNKNOWN, message)
