@@ -234,3 +234,23 @@ def test_leader_kill_neither_expires_early_nor_keeps_forever(tmp_path: Path) -> 
         alive = [m.endpoint for m in c.members]
         assert ok(",".join(alive), "lease", "timetolive", kept) == \
             f"lease {kept} already expired\n"
+
+
+def test_whole_cluster_restart_gives_leases_a_full_ttl(tmp_path: Path) -> None:
+    """Deadlines from before a full stop are long past at restart; the new leader re-bases
+    them to a full TTL instead of expiring them at once (etcd's behaviour), and then
+    expires them normally."""
+    with cluster(tmp_path) as c:
+        c.leader()
+        lid = grant(c.endpoints, 3)
+        ok(c.endpoints, "put", f"--lease={lid}", "rk", "v")
+        for m in c.members:
+            c.kill(m)
+        time.sleep(4.0)  # past the lease's old deadline
+        c.start_all()
+        lead = c.leader()
+        t_up = time.monotonic()
+        assert get_count(c, lead, b"rk") == 1, "lease expired at once after a restart"
+        t_gone = _wait_gone(c, lead, b"rk", 10.0)
+        assert t_gone - t_up >= 2.0, f"expired {t_gone - t_up:.1f}s after the restart"
+        assert ok(c.endpoints, "lease", "timetolive", lid) == f"lease {lid} already expired\n"
