@@ -14,10 +14,15 @@ Leases are granted through the cluster's ``etcdserverpb.Lease/LeaseGrant`` RPC.
 
 from __future__ import annotations
 
+import itertools
+import os
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import TypeVar
 
 import grpc
@@ -320,3 +325,97 @@ def test_election_messages_match_etcd(c: ProcCluster) -> None:
     for call, message in cases:
         exc = rpc_error(call)
         assert (exc.code(), exc.details()) == (grpc.StatusCode.UNKNOWN, message)
+
+
+# --------------------------------------------------------------------------- real etcdctl
+
+
+def etcdctl_bg(endpoint: str, *args: str) -> subprocess.Popen[str]:
+    env = {"ETCDCTL_API": "3", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    return subprocess.Popen(["etcdctl", f"--endpoints={endpoint}", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def lines_of(proc: subprocess.Popen[str]) -> list[str]:
+    """Collect ``proc``'s stdout lines as they come (in a thread)."""
+    out: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.append(line.rstrip("\n"))
+
+    threading.Thread(target=read, daemon=True).start()
+    return out
+
+
+def interrupt(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def test_etcdctl_lock_processes_never_overlap_and_queue_behind_the_grpc_lock(
+        c: ProcCluster, tmp_path: Path) -> None:
+    """``etcdctl lock`` builds the mutex from KV + Lease + Watch; it shares the key scheme
+    with ``v3lockpb.Lock``, so it must also wait for a lock held through the service."""
+    lease = grant(c)
+    held = lock(c, c.members[0], b"ctl-lock", lease)
+    script = ('echo "$ETCD_LOCK_KEY $ETCD_LOCK_REV $(date +%s.%N)" > "$OUT"; sleep 0.4; '
+              'date +%s.%N >> "$OUT"')
+    procs = []
+    for i in range(3):
+        out = tmp_path / f"holder{i}"
+        p = etcdctl_bg(c.members[i].endpoint, "lock", "ctl-lock", "--",
+                       "sh", "-c", script.replace("$OUT", str(out)))
+        procs.append((p, out))
+    try:
+        time.sleep(2.0)
+        assert not any(out.exists() for _, out in procs), "etcdctl ran while the lock was held"
+        unlock(c, c.members[1], held.key)
+        for p, _ in procs:
+            assert p.wait(timeout=30) == 0, p.stderr.read() if p.stderr else ""
+    finally:
+        for p, _ in procs:
+            interrupt(p)
+        revoke(c, lease)
+    spans = []
+    for _, out in procs:
+        first, second = out.read_text().splitlines()
+        key, rev, start = first.split()
+        assert key.startswith("ctl-lock/")
+        spans.append((float(start), float(second), int(rev)))
+    spans.sort()
+    for (_, e1, r1), (s2, _, r2) in itertools.pairwise(spans):
+        assert e1 <= s2, f"critical sections overlap: {spans}"
+        assert r1 < r2, f"lock revisions do not grow with acquisition order: {spans}"
+
+
+def test_etcdctl_elect_campaign_observe_and_leader_change(c: ProcCluster) -> None:
+    observer = etcdctl_bg(c.members[2].endpoint, "elect", "-l", "ctl-elect")
+    seen = lines_of(observer)
+    first = etcdctl_bg(c.members[0].endpoint, "elect", "ctl-elect", "p1")
+    out1 = lines_of(first)
+    second = None
+    try:
+        wait_for(lambda: "p1" in out1, f"first candidate not elected: {out1}")
+        assert out1[0].startswith("ctl-elect/")
+        second = etcdctl_bg(c.members[1].endpoint, "elect", "ctl-elect", "p2")
+        out2 = lines_of(second)
+        time.sleep(1.5)
+        assert out2 == [], "a second candidate was elected while the first leads"
+        # The gRPC service sees the same election.
+        assert leader_value(c, c.members[1], b"ctl-elect") == b"p1"
+        interrupt(first)  # the leader's process exits (and resigns)
+        wait_for(lambda: "p2" in out2, f"second candidate not elected: {out2}")
+        assert leader_value(c, c.members[0], b"ctl-elect") == b"p2"
+        wait_for(lambda: "p2" in seen, f"observer saw {seen}")
+        assert [v for v in seen if not v.startswith("ctl-elect/")] == ["p1", "p2"]
+    finally:
+        for p in (first, second, observer):
+            if p is not None:
+                interrupt(p)
