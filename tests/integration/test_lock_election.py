@@ -68,17 +68,22 @@ def lease_stub(c: ProcCluster, m: Member) -> rpc_pb2_grpc.LeaseStub:
     return rpc_pb2_grpc.LeaseStub(c._channel(m))  # type: ignore[no-untyped-call]
 
 
+def live(c: ProcCluster, skip: int = 0) -> Member:
+    """A running member (the ``skip``-th one)."""
+    return [m for m in c.members if m.alive()][skip]
+
+
 def grant(c: ProcCluster, ttl: int = 60) -> int:
-    resp = lease_stub(c, c.members[0]).LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=ttl), timeout=10)
+    resp = lease_stub(c, live(c)).LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=ttl), timeout=10)
     return int(resp.ID)
 
 
 def revoke(c: ProcCluster, lease: int) -> None:
-    lease_stub(c, c.members[0]).LeaseRevoke(rpc_pb2.LeaseRevokeRequest(ID=lease), timeout=10)
+    lease_stub(c, live(c)).LeaseRevoke(rpc_pb2.LeaseRevokeRequest(ID=lease), timeout=10)
 
 
 def create_rev(c: ProcCluster, key: bytes) -> int:
-    kvs = c.kv(c.members[0]).Range(rpc_pb2.RangeRequest(key=key), timeout=10).kvs
+    kvs = c.kv(live(c)).Range(rpc_pb2.RangeRequest(key=key), timeout=10).kvs
     return int(kvs[0].create_revision) if kvs else 0
 
 
@@ -99,7 +104,7 @@ def fenced_put(c: ProcCluster, lock_key: bytes, token: int, key: bytes, value: b
         compare=[rpc_pb2.Compare(key=lock_key, target=CREATE, result=EQUAL,
                                  create_revision=token)],
         success=[rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=key, value=value))])
-    return bool(c.kv(c.members[1]).Txn(txn, timeout=10).succeeded)
+    return bool(c.kv(live(c, 1)).Txn(txn, timeout=10).succeeded)
 
 
 def still_waiting(fut: Future[T], for_s: float = 1.5) -> bool:
@@ -419,3 +424,44 @@ def test_etcdctl_elect_campaign_observe_and_leader_change(c: ProcCluster) -> Non
         for p in (first, second, observer):
             if p is not None:
                 interrupt(p)
+
+
+def retry(call: Callable[[], T], timeout: float = 30) -> T:
+    """``call`` until it does not fail with UNAVAILABLE (no leader yet)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except grpc.RpcError as exc:
+            if exc.code() is not grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_waiters_and_observers_survive_the_raft_leaders_death(
+        c: ProcCluster, pool: ThreadPoolExecutor) -> None:
+    lead = c.leader()
+    a, b = [m for m in c.members if m is not lead]
+    l1, l2 = grant(c), grant(c)
+    holder = lock(c, a, b"mutex7", l1)
+    token1 = create_rev(c, holder.key)
+    seen: list[bytes] = []
+    stream = observe(c, b, b"elect7", seen)
+    r = campaign(c, a, b"elect7", l1, b"before")
+    waiter = pool.submit(lock, c, b, b"mutex7", l2, 60)
+    wait_for(lambda: seen == [b"before"], f"observe saw {seen}")
+    assert still_waiting(waiter)
+    c.kill(lead)
+    try:
+        retry(lambda: unlock(c, a, holder.key))
+        key2 = waiter.result(timeout=30).key
+        assert create_rev(c, key2) > token1
+        retry(lambda: election_stub(c, a).Proclaim(
+            epb.ProclaimRequest(leader=r.leader, value=b"after"), timeout=10))
+        wait_for(lambda: seen == [b"before", b"after"], f"observe saw {seen}")
+        stream.cancel()
+    finally:
+        c.start(lead)
+        c.wait_up(lead)
+    for lease in (l1, l2):
+        revoke(c, lease)
