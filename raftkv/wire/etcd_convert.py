@@ -40,11 +40,17 @@ _COMPARE_FIELD = {
 
 
 def range_from_pb(p: rpc_pb2.RangeRequest) -> Range:
-    """Raises InvalidRequestError for a sort order or target etcd does not know."""
+    """etcd 3.4 leaves a range with an unknown sort order unsorted (key order), so that is
+    what such an order becomes here. An unknown sort target makes etcd 3.4 panic; here it
+    is an InvalidRequestError (``invalid sort option``)."""
     try:
-        order, target = SortOrder(p.sort_order), SortTarget(p.sort_target)
+        target = SortTarget(p.sort_target)
     except ValueError:
         raise InvalidRequestError(MSG_INVALID_SORT) from None
+    try:
+        order = SortOrder(p.sort_order)
+    except ValueError:
+        order, target = SortOrder.NONE, SortTarget.KEY
     return Range(key=p.key, range_end=p.range_end, limit=p.limit, revision=p.revision,
                  sort_order=order, sort_target=target,
                  serializable=p.serializable, keys_only=p.keys_only, count_only=p.count_only,

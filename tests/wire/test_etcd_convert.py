@@ -69,7 +69,11 @@ def test_compare_reads_only_the_matching_union_member() -> None:
 
 def test_unknown_enums_are_invalid() -> None:
     with pytest.raises(InvalidRequestError, match="etcdserver: invalid sort option"):
-        ec.range_from_pb(rpc_pb2.RangeRequest(key=b"k", sort_order=3))  # type: ignore[arg-type]
+        ec.range_from_pb(rpc_pb2.RangeRequest(key=b"k", sort_target=9))  # type: ignore[arg-type]
+    # etcd 3.4 returns an unknown sort order unsorted, in key order
+    got = ec.range_from_pb(rpc_pb2.RangeRequest(key=b"k", sort_order=3,  # type: ignore[arg-type]
+                                                sort_target=rpc_pb2.RangeRequest.VALUE))
+    assert (got.sort_order, got.sort_target) == (SortOrder.NONE, SortTarget.KEY)
     with pytest.raises(InvalidRequestError):
         ec.compare_from_pb(Cmp(key=b"k", target=9))  # type: ignore[arg-type]
 
