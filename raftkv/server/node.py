@@ -25,7 +25,15 @@ from typing import Protocol
 from raftkv.errors import RaftKVError, UnavailableError
 from raftkv.raft.errors import ProposalDropped
 from raftkv.raft.rawnode import RawNode, Ready
-from raftkv.raft.types import ConfChange, ConfState, Entry, EntryType, Message, StateRole
+from raftkv.raft.types import (
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    Entry,
+    EntryType,
+    Message,
+    StateRole,
+)
 from raftkv.state import codec
 from raftkv.state.commands import Command, Event, Request, Response
 from raftkv.state.machine import StateMachine
@@ -87,6 +95,7 @@ class NodeDriver:
         """Called on the I/O thread, in log order, with each applied conf change entry."""
         self.is_attribute_change: Callable[[ConfChange], bool] = lambda _: False
         """True for a conf change entry that only carries member attributes (not for Raft)."""
+        self._snapshot_due = False
         self.fatal: BaseException | None = None
 
     # -- inputs (called from gRPC handlers, on the event loop) ---------------------------
@@ -293,7 +302,9 @@ class NodeDriver:
         applied = self.sm.applied_index
         for callback in self.on_apply:
             callback(applied)
-        if applied - self.storage.snapshot_meta().index >= self.cfg.snapshot_count:
+        if self._snapshot_due or \
+                applied - self.storage.snapshot_meta().index >= self.cfg.snapshot_count:
+            self._snapshot_due = False
             await loop.run_in_executor(self._executor, self._snapshot, applied)
 
     def _apply(self, entries: Sequence[Entry]) -> tuple[
@@ -310,6 +321,9 @@ class NodeDriver:
                     cs = self.raw.raft.conf_state()
                 else:
                     cs = self.raw.apply_conf_change(cc)
+                    # A member joining with an empty log is sent the latest snapshot, and
+                    # Raft refuses one whose membership lacks it: take a fresh one.
+                    self._snapshot_due = cc.type is not ConfChangeType.REMOVE_NODE
                 self.storage.set_conf_state(e.index, cs)
                 for hook in self.on_conf_change:
                     hook(e.index, cc, cs)
