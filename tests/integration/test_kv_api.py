@@ -5,7 +5,10 @@ are etcd's, byte for byte."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,7 @@ import grpc
 import pytest
 
 from raftkv.wire.pb.etcdserverpb import rpc_pb2
-from tests.integration.procs import Member, ProcCluster, cluster, etcdctl
+from tests.integration.procs import Member, ProcCluster, cluster, etcdctl, free_ports
 
 pytestmark = pytest.mark.slow
 
@@ -441,3 +444,83 @@ def test_oversized_txn_and_compact_errors(c: ProcCluster) -> None:
         kv.Compact(rpc_pb2.CompactionRequest(revision=current + 1000), timeout=10)
     assert info.value.code() == grpc.StatusCode.OUT_OF_RANGE
     assert info.value.details() == "etcdserver: mvcc: required revision is a future revision"
+
+
+# ------------------------------------------------------------------ against real etcd
+
+DIFF_SCRIPT: list[tuple[tuple[str, ...], str | None]] = [
+    (("put", "a", "1"), None), (("put", "b", "2"), None), (("put", "a", "3", "--prev-kv"), None),
+    (("put", "a", "--ignore-value", "--prev-kv"), None), (("put", "zz", "--ignore-value"), None),
+    (("put", "k", "v", "--lease=1234"), None),
+    (("txn", "-i"), 'value("a") = "3"\nversion("a") = "3"\n\nput b x\nget a\ndel c\n\nput b y\n\n'),
+    (("txn", "-i"), 'mod("a") > "100"\n\nput b x\n\nget --prefix b\nget a\n\n'),
+    (("txn", "-w", "json", "-i"), 'create("a") = "2"\n\nput b z\nget b\ndel nothing\n\n\n'),
+    (("txn", "-w", "json", "-i"), '\nget a\n\n\n'),
+    (("txn", "-w", "json", "-i"), 'value("nope") != "x"\n\nput q 1\n\nget a\n\n'),
+    (("txn", "-i"), '\nput d 1\nput d 2\n\n\n'),
+    (("txn", "-i"), '\nput d 1\ndel a z\n\n\n'),
+    (("txn", "-i"), '\nput d 1 --lease=99\n\n\n'),
+    (("get", "", "--prefix", "-w", "json"), None),
+    (("get", "", "--prefix", "--keys-only"), None),
+    (("get", "a", "--from-key", "--limit=1", "-w", "json"), None),
+    (("get", "a", "--sort-by=MODIFY", "--order=DESCEND", "--from-key"), None),
+    (("get", "a", "--sort-by=VALUE", "--from-key", "--print-value-only"), None),
+    (("get", "a", "--rev=2", "-w", "json"), None),
+    (("get", "a", "--rev=1000"), None),
+    (("get", "a", "--consistency=s"), None),
+    (("compaction", "3", "--physical"), None),
+    (("compaction", "3"), None),
+    (("compaction", "1000"), None),
+    (("get", "a", "--rev=2"), None),
+    (("txn", "-i"), '\nget a --rev=2\n\n\n'),
+    (("del", "", "--prefix", "--prev-kv"), None),
+    (("del", "", "--from-key", "-w", "json"), None),
+]
+
+
+def _normalise(text: str) -> str:
+    """Member and cluster ids and terms differ; etcdctl's retry warnings carry client ids."""
+    text = re.sub(r'"(cluster_id|member_id|raft_term)":\d+', r'"\1":X', text)
+    return re.sub(r'\{"level".*\n', "", text)
+
+
+def _run_script(endpoints: str) -> list[tuple[int, str, str]]:
+    out = []
+    for args, stdin in DIFF_SCRIPT:
+        p = etcdctl(endpoints, *args, stdin=stdin)
+        out.append((p.returncode, _normalise(p.stdout), _normalise(p.stderr)))
+    return out
+
+
+def _real_etcd(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    client, peer = free_ports(2)
+    curl, purl = f"http://127.0.0.1:{client}", f"http://127.0.0.1:{peer}"
+    proc = subprocess.Popen(
+        ["etcd", "--name", "e1", "--data-dir", str(data_dir), "--listen-client-urls", curl,
+         "--advertise-client-urls", curl, "--listen-peer-urls", purl,
+         "--initial-advertise-peer-urls", purl, "--initial-cluster", f"e1={purl}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"127.0.0.1:{client}"
+    deadline = time.monotonic() + 20
+    while etcdctl(endpoint, "endpoint", "health").returncode != 0:
+        assert time.monotonic() < deadline, "etcd did not start"
+        time.sleep(0.2)
+    return proc, endpoint
+
+
+@pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd-server is not installed")
+def test_same_output_as_etcd(tmp_path: Path) -> None:
+    """The same etcdctl KV script against etcd 3.4 and raftkv prints the same bytes."""
+    proc, endpoint = _real_etcd(tmp_path / "etcd")
+    try:
+        want = _run_script(endpoint)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    (tmp_path / "raftkv").mkdir()
+    with cluster(tmp_path / "raftkv", 1) as one:
+        one.leader()
+        got = _run_script(one.endpoints)
+    diffs = [(args, w, g) for (args, _), w, g in zip(DIFF_SCRIPT, want, got, strict=True)
+             if w != g]
+    assert not diffs, "\n".join(f"{a}: etcd {w!r} raftkv {g!r}" for a, w, g in diffs)
