@@ -104,7 +104,8 @@ def _learner_not_in_sync(c: ProcCluster) -> None:
                 f"--peer-urls=http://127.0.0.1:{port + 1}")
     assert "etcdserver: too many learner members in cluster" in r.stderr, r.stderr
     lead = c.leader()
-    for ep in (lead.endpoint, c.endpoints):  # on the leader, and forwarded by followers
+    follower = next(m for m in c.members if m is not lead)
+    for ep in (lead.endpoint, follower.endpoint):  # on the leader; forwarded by a follower
         r = etcdctl(ep, "member", "promote", ghost.group(1))
         assert r.returncode != 0
         assert ("etcdserver: can only promote a learner member which is in sync with leader"
