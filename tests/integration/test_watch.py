@@ -243,15 +243,14 @@ def test_events_are_neither_lost_nor_duplicated_across_a_leader_kill(tmp_path: P
         lead = c.leader()
         survivor = next(m for m in c.members if m is not lead)
         start = revision(c, survivor) + 1
-        w = EtcdctlWatch(survivor.endpoint, "--prefix", "lk/", f"--rev={start}", "-w", "json")
         acked: dict[int, bytes] = {}
         stop = threading.Event()
 
-        def write() -> None:
+        def write(n: int) -> None:
             i = 0
             while not stop.is_set():
                 for m in [x for x in c.members if x.alive()]:
-                    key = b"lk/%d" % i
+                    key = b"lk/%d/%d" % (n, i)
                     try:
                         r = c.kv(m).Put(rpc_pb2.PutRequest(key=key, value=b"v"), timeout=3)
                     except grpc.RpcError:
@@ -260,12 +259,17 @@ def test_events_are_neither_lost_nor_duplicated_across_a_leader_kill(tmp_path: P
                     i += 1
                     break
 
-        writer = threading.Thread(target=write, daemon=True)
-        writer.start()
+        writers = [threading.Thread(target=write, args=(n,), daemon=True) for n in range(4)]
+        for t in writers:
+            t.start()
         try:
             deadline = time.monotonic() + 20
-            while len(acked) < 30 and time.monotonic() < deadline:
+            while len(acked) < 100 and time.monotonic() < deadline:
                 time.sleep(0.05)
+            # started behind: it replays history while the writes go on, then goes live
+            w = EtcdctlWatch(survivor.endpoint, "--prefix", "lk/", f"--rev={start}",
+                             "-w", "json")
+            time.sleep(1.0)
             c.kill(lead)
             before = len(acked)
             deadline = time.monotonic() + 30
@@ -273,11 +277,14 @@ def test_events_are_neither_lost_nor_duplicated_across_a_leader_kill(tmp_path: P
                 time.sleep(0.05)
         finally:
             stop.set()
-            writer.join(timeout=10)
-        assert len(acked) >= before + 30, "no writes after the leader was killed"
-        last = max(acked)
-        w.wait_for(lambda t: f'"mod_revision":{last},' in t, timeout=30)
-        w.stop()
+            for t in writers:
+                t.join(timeout=10)
+        try:
+            assert len(acked) >= before + 30, "no writes after the leader was killed"
+            last = max(acked)
+            w.wait_for(lambda t: f'"mod_revision":{last},' in t, timeout=30)
+        finally:
+            w.stop()
         received = _json_event_revisions(w.text())
         assert received == sorted(set(received)), "events out of order or duplicated"
         assert set(acked) <= set(received), sorted(set(acked) - set(received))
