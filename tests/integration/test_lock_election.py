@@ -220,6 +220,14 @@ def test_lock_errors(c: ProcCluster) -> None:
     assert exc.code() is grpc.StatusCode.NOT_FOUND
     assert exc.details() == "etcdserver: requested lease not found"
     assert create_rev(c, b"mutex6/7e57") == 0
+    # Lease 0: the server grants an orphaned 60 s session lease, as etcd does.
+    resp = lock(c, c.members[1], b"mutex6", 0)
+    lease = int(resp.key.removeprefix(b"mutex6/"), 16)
+    ttl = lease_stub(c, c.members[2]).LeaseTimeToLive(
+        rpc_pb2.LeaseTimeToLiveRequest(ID=lease, keys=True), timeout=10)
+    assert ttl.grantedTTL == 60
+    assert list(ttl.keys) == [resp.key]
+    revoke(c, lease)
     exc = rpc_error(lambda: unlock(c, c.members[0], b""))
     assert exc.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert exc.details() == "etcdserver: key is not provided"

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from raftkv.errors import LeaseNotFoundError, RaftKVError
+from raftkv.errors import RaftKVError
 from raftkv.server.services.kv import Ctx, Header
 from raftkv.server.services.lock import (
-    LEASE_NOT_FOUND,
     RecipeError,
     Recipes,
     Subscription,
@@ -51,9 +50,8 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
     async def Campaign(self, request: epb.CampaignRequest,
                        context: Ctx) -> epb.CampaignResponse:
         async def run() -> epb.CampaignResponse:
-            if request.lease == 0:
-                raise LeaseNotFoundError(LEASE_NOT_FOUND)
-            name, lease, value = request.name, request.lease, request.value
+            lease = await self.r.session_lease(request.lease)
+            name, value = request.name, request.value
             key = waiter_key(name, lease)
             res = await self.r.txn(Txn((created_is(key, 0),), (Put(key, value, lease),),
                                        (Range(key),)))

@@ -18,20 +18,22 @@ key exists. As in etcd's main branch (the fix for etcd #11456), a waiter whose o
 vanished (its lease expired or was revoked) gets ``mutex: session is expired`` instead of a
 lock it does not hold; this module notices that as soon as the key is deleted.
 
-Not done: ``lease == 0`` (etcd grants an orphaned 60 s lease on the caller's behalf); it is
-refused with ``etcdserver: requested lease not found``.
+With ``lease == 0`` the server grants a lease of 60 s on the caller's behalf and does not
+keep it alive, as etcd's orphaned session does; its id is the hex suffix of the returned key.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import TypeVar
 
 import grpc
 
-from raftkv.errors import InvalidRequestError, LeaseNotFoundError
+from raftkv.errors import InvalidRequestError
+from raftkv.server.lease_keeper import clock_ms
 from raftkv.server.node import NodeDriver
 from raftkv.server.services.kv import Ctx, Header, guarded
 from raftkv.state.commands import (
@@ -45,6 +47,8 @@ from raftkv.state.commands import (
     Event,
     EventType,
     KeyValue,
+    LeaseGrant,
+    LeaseGrantResult,
     Put,
     Range,
     RangeResult,
@@ -61,7 +65,7 @@ from raftkv.wire.status import KEY_NOT_PROVIDED
 T = TypeVar("T")
 
 SESSION_EXPIRED = "mutex: session is expired"
-LEASE_NOT_FOUND = "etcdserver: requested lease not found"
+SESSION_TTL_S = 60
 
 
 class RecipeError(Exception):
@@ -167,6 +171,15 @@ class Recipes:
             raise error_to_exception(result)
         return result
 
+    async def session_lease(self, lease: int) -> int:
+        """``lease``, or for 0 a new orphaned lease (etcd's ``NewSession`` default TTL)."""
+        if lease != 0:
+            return lease
+        lease_id = secrets.randbits(63) or 1
+        result = await self.write(LeaseGrant(lease_id, SESSION_TTL_S, clock_ms()))
+        assert isinstance(result, LeaseGrantResult)
+        return result.id
+
     async def txn(self, txn: Txn) -> TxnResult:
         result = await self.write(txn)
         assert isinstance(result, TxnResult)
@@ -242,13 +255,12 @@ class LockService(v3lock_pb2_grpc.LockServicer):
     async def Lock(self, request: v3lock_pb2.LockRequest,
                    context: Ctx) -> v3lock_pb2.LockResponse:
         async def run() -> v3lock_pb2.LockResponse:
-            if request.lease == 0:
-                raise LeaseNotFoundError(LEASE_NOT_FOUND)
-            key = waiter_key(request.name, request.lease)
+            lease = await self.r.session_lease(request.lease)
+            key = waiter_key(request.name, lease)
             prefix = request.name + b"/"
             owner = first_created(prefix)
             res = await self.r.txn(Txn((created_is(key, 0),),
-                                       (Put(key, b"", request.lease), owner),
+                                       (Put(key, b"", lease), owner),
                                        (Range(key), owner)))
             my_rev = res.revision
             if not res.succeeded:
