@@ -92,7 +92,7 @@ class NodeDriver:
         self._conf_waiting: dict[bytes, asyncio.Future[ConfState]] = {}
         self._pending_conf: list[ConfChange] = []
         self.on_conf_change: list[Callable[[int, ConfChange, ConfState], None]] = []
-        """Called on the I/O thread, in log order, with each applied conf change entry."""
+        """Called on the event loop, in log order, with each applied conf change entry."""
         self.is_attribute_change: Callable[[ConfChange], bool] = lambda _: False
         """True for a conf change entry that only carries member attributes (not for Raft)."""
         self._snapshot_due = False
@@ -274,14 +274,16 @@ class NodeDriver:
         if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
             await loop.run_in_executor(self._executor, self.storage.save, rd.hard_state,
                                        rd.entries, rd.snapshot)
+        # The state machine is read by request handlers on this event loop, so it is only
+        # ever changed on this thread too (never in the I/O thread): a reader can never
+        # see half of an applied entry.
         if rd.snapshot is not None:
-            await loop.run_in_executor(self._executor, self.sm.restore, rd.snapshot.data)
+            self.sm.restore(rd.snapshot.data)
             log.info("installed snapshot at %d from the leader (%d bytes)",
                      rd.snapshot.meta.index, len(rd.snapshot.data))
         self.transport.send(rd.messages_after_persist)
         if rd.committed_entries:
-            results, confs, events = await loop.run_in_executor(
-                self._executor, self._apply, rd.committed_entries)
+            results, confs, events = self._apply(rd.committed_entries)
             for data, result in results:
                 fut = self._waiting.get(data)
                 if fut is not None and not fut.done():
@@ -305,12 +307,15 @@ class NodeDriver:
         if self._snapshot_due or \
                 applied - self.storage.snapshot_meta().index >= self.cfg.snapshot_count:
             self._snapshot_due = False
-            await loop.run_in_executor(self._executor, self._snapshot, applied)
+            data = self.sm.snapshot()  # on this thread: consistent with ``applied``
+            conf_state = self.raw.raft.conf_state()
+            await loop.run_in_executor(self._executor, self._snapshot, applied, conf_state,
+                                       data)
 
     def _apply(self, entries: Sequence[Entry]) -> tuple[
             list[tuple[bytes, Response | None]], list[tuple[bytes, ConfState]],
             list[tuple[Event, ...]]]:
-        """Apply committed entries (on the I/O thread); returns what to hand out."""
+        """Apply committed entries (on the event loop thread); returns what to hand out."""
         results: list[tuple[bytes, Response | None]] = []
         confs: list[tuple[bytes, ConfState]] = []
         events: list[tuple[Event, ...]] = []
@@ -365,9 +370,9 @@ class NodeDriver:
                 self._read_waiters.extend(w for w in waiters if not w.done())
             self._read_batches.clear()
 
-    def _snapshot(self, applied: int) -> None:
-        data = self.sm.snapshot()
-        self.storage.create_snapshot(applied, self.raw.raft.conf_state(), data)
+    def _snapshot(self, applied: int, conf_state: ConfState, data: bytes) -> None:
+        """Write a snapshot taken at ``applied`` and compact the log (on the I/O thread)."""
+        self.storage.create_snapshot(applied, conf_state, data)
         keep_from = applied - self.cfg.snapshot_catchup_entries
         if keep_from > self.storage.first_index():
             self.storage.compact(keep_from)
