@@ -102,7 +102,7 @@ def lock_mutual_exclusion(run: Run) -> str:
     """A holds the lock; B (with a command) must block until A exits, then run."""
     a = Bg(run, "lock", "compat-lock")
     got_a = a.wait_for("compat-lock/", timeout=8)
-    b = Bg(run, "lock", "compat-lock", "sh", "-c", "echo B has the lock: $ETCD_LOCK_KEY")
+    b = Bg(run, "lock", "compat-lock", "--", "sh", "-c", "echo B has the lock: $ETCD_LOCK_KEY")
     time.sleep(1.0)
     b_blocked = b.proc.poll() is None and "B has" not in b.out()
     a_text = a.stop()
@@ -116,8 +116,8 @@ def lock_with_command(run: Run) -> str:
     """Two ``etcdctl lock name cmd`` at once: their critical sections must not overlap."""
     log = run.target.root / f"lockcmd{next(_seq)}.log"
     body = f"echo in $0 >> {log}; sleep 0.4; echo out $0 >> {log}"
-    p1 = Bg(run, "lock", "compat-lock2", "sh", "-c", body, "P1")
-    p2 = Bg(run, "lock", "compat-lock2", "sh", "-c", body, "P2")
+    p1 = Bg(run, "lock", "compat-lock2", "--", "sh", "-c", body, "P1")
+    p2 = Bg(run, "lock", "compat-lock2", "--", "sh", "-c", body, "P2")
     t1, t2 = p1.stop_after_exit(), p2.stop_after_exit()
     events = log.read_text().split("\n") if log.exists() else []
     events = [e for e in events if e]
