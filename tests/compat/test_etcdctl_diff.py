@@ -236,7 +236,8 @@ def test_etcdctl_same_as_etcd(case: Case, pair: Pair, capsys: pytest.CaptureFixt
         fr = pool.submit(run_case, case, pair.raftkv)
         etcd, raftkv = fe.result(), fr.result()
     # a case must exercise etcd: a usage error means the case itself is wrong
-    assert "USAGE:" not in etcd and "unknown flag" not in etcd, f"{case.id}: bad case\n{etcd}"
+    assert "USAGE:" not in etcd, f"{case.id}: bad case\n{etcd}"
+    assert "unknown flag" not in etcd, f"{case.id}: bad case\n{etcd}"
     same = etcd == raftkv
     verdict = "same" if same else ("xfail" if case.id in NOT_YET else
                                    "known" if case.id in KNOWN_DIFFERENCES else "DIFFERS")
