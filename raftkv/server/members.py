@@ -10,6 +10,9 @@ Context of a conf change (after the driver's 8-byte nonce), JSON with an ``op``:
 * ``attrs`` — a member publishes its ``name`` and ``clientURLs`` (etcd's "publish").
 * ``peers`` — MemberUpdate: new ``peerURLs`` of ``node_id``.
 * ``alarm`` — ``action`` (1 activate, 2 deactivate), ``member`` (0: all), ``alarm``.
+* ``registry`` — ``members``: every member's attributes, proposed by the leader after an
+  add, so that a member that joins from a snapshot (which does not carry the registry)
+  learns the others' names and client URLs from the log.
 
 ``attrs``, ``peers`` and ``alarm`` ride on an ``ADD_LEARNER`` entry but are *not* membership
 changes: the driver must not hand them to the Raft core (:func:`is_attribute_change`).
@@ -32,7 +35,7 @@ from raftkv.raft.types import ConfChange, ConfChangeType, ConfState
 
 FILE_NAME = "members.json"
 NONCE_BYTES = 8
-ATTRIBUTE_OPS = frozenset({"attrs", "peers", "alarm"})
+ATTRIBUTE_OPS = frozenset({"attrs", "peers", "alarm", "registry"})
 ALARM_ACTIVATE = 1
 ALARM_DEACTIVATE = 2
 
@@ -164,6 +167,11 @@ class MemberRegistry:
                 self._members[nid] = replace(old, peer_urls=tuple(ctx.get("peerURLs", ())))
             elif op == "alarm":
                 self._apply_alarm(ctx)
+            elif op == "registry":
+                for obj in ctx.get("members", ()):
+                    info = MemberInfo.from_json(obj)
+                    if info.id in self._members and info.peer_urls:
+                        self._members[info.id] = info
             self.index = index
             self._save()
         return True

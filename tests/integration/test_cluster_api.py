@@ -145,6 +145,11 @@ def _add_and_start_learner(c: ProcCluster, root: Path) -> Member:
     assert st.isLearner
     assert st.header.member_id == int(added.group(1), 16)
     eventually(lambda: all_started(c, ["n4"]), "n4 publishes its client URLs")
+
+    def n4_knows_everyone() -> bool:
+        rows = member_rows(n4.endpoint)
+        return len(rows) == 4 and all(row[1] == "started" and row[4] for row in rows.values())
+    eventually(n4_knows_everyone, "n4 (joined from a snapshot) lists every member's URLs")
     return n4
 
 

@@ -15,7 +15,12 @@ import grpc
 from raftkv.errors import ConfigError, RaftKVError
 from raftkv.raft.types import ConfChange, ConfChangeType, ConfState
 from raftkv.server.config import canonical_url, member_id, parse_url
-from raftkv.server.members import MemberRegistry, decode_context, encode_context
+from raftkv.server.members import (
+    MemberRegistry,
+    decode_context,
+    encode_context,
+    is_attribute_change,
+)
 from raftkv.server.node import NodeDriver
 from raftkv.server.services.kv import Header
 from raftkv.server.transport import GrpcTransport
@@ -79,12 +84,12 @@ class Membership:
         self.client_urls = client_urls
         self.on_removed = on_removed
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def attach(self) -> None:
         """Hook into the driver's apply path; call on the event loop before it runs."""
         self._loop = asyncio.get_running_loop()
-        self.driver.is_attribute_change = lambda cc: decode_context(cc).get("op") in (
-            "attrs", "peers", "alarm")
+        self.driver.is_attribute_change = is_attribute_change
         self.driver.on_conf_change.append(self._on_apply)
 
     def conf_state(self) -> ConfState:
@@ -106,6 +111,24 @@ class Membership:
         info = self.registry.get(nid)
         if info is not None and info.peer_urls:
             self.transport.add_peer(nid, parse_url(info.peer_urls[0]).address)
+        if decode_context(cc).get("op") == "add" and self.driver.is_leader:
+            task = asyncio.create_task(self._share_registry())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _share_registry(self) -> None:
+        """After an add: put every member's attributes in the log, for the new member
+        (it starts from a snapshot, which does not carry the registry)."""
+        members = [m.to_json() for m in self.registry.all()]
+        cc = ConfChange(ConfChangeType.ADD_LEARNER, self.member_id,
+                        encode_context("registry", members=members))
+        for _ in range(20):
+            try:
+                await self.propose(cc, timeout_s=2.0)
+                return
+            except (RaftKVError, TimeoutError) as exc:
+                log.debug("sharing the member registry failed (will retry): %s", exc)
+                await asyncio.sleep(0.3)
 
     async def propose(self, cc: ConfChange, timeout_s: float | None = None) -> ConfState:
         if timeout_s is None:
