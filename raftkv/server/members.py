@@ -82,7 +82,7 @@ def is_attribute_change(cc: ConfChange) -> bool:
 
 
 class MemberRegistry:
-    """See the module docstring. Thread-safe: applied on the I/O thread, read on the loop."""
+    """See the module docstring. Thread-safe (applied by the driver, read by handlers)."""
 
     def __init__(self, path: Path, members: dict[int, MemberInfo],
                  alarms: set[tuple[int, int]], index: int) -> None:

@@ -70,7 +70,7 @@ async def answer(context: Ctx, call: Callable[[], Awaitable[T]]) -> T:
 
 
 class Membership:
-    """Applies the member registry (on the driver's I/O thread), keeps the transport's
+    """Applies the member registry (from the driver's apply path), keeps the transport's
     peers in step (on the event loop) and publishes this member's attributes."""
 
     def __init__(self, registry: MemberRegistry, driver: NodeDriver, transport: GrpcTransport,
