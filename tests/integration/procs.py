@@ -126,18 +126,21 @@ class ProcCluster:
             return None
 
     def leader(self, timeout: float = 30.0) -> Member:
-        """Wait until the live members agree on a leader that is up; return it."""
+        """Wait until every live member answers and they agree on a leader; return it."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             by_id = {}
             leaders = set()
+            silent = 0
             for m in self.members:
                 st = self.status(m)
                 if st is not None:
                     m.member_id = st.header.member_id
                     by_id[m.member_id] = m
                     leaders.add(st.leader)
-            if len(leaders) == 1:
+                elif m.alive():
+                    silent += 1  # still starting: its channel may be backing off
+            if len(leaders) == 1 and silent == 0:
                 lead = leaders.pop()
                 if lead in by_id:
                     return by_id[lead]
