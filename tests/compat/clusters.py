@@ -98,8 +98,14 @@ class Target:
             if len(st) == len(self.nodes) and len(leaders) == 1 and 0 not in leaders:
                 for n in self.nodes:
                     n.member_id = st[n.endpoint]["member_id"]
-                if all(self.etcdctl(["get", "compat-ready"], endpoints=n.endpoint,
-                                    timeout=5).returncode == 0 for n in self.nodes):
+                # every member has published its name and client URLs (etcd serves clients
+                # only after that; raftkv may answer before: the cases compare steady state)
+                ml = self.etcdctl(["member", "list"], timeout=5).stdout.splitlines()
+                published = len(ml) == len(self.nodes) and all(
+                    ", started, " in line and not line.endswith(", , false") for line in ml)
+                if published and all(self.etcdctl(["get", "compat-ready"], endpoints=n.endpoint,
+                                                  timeout=5).returncode == 0
+                                     for n in self.nodes):
                     return
             last = repr(st)
             time.sleep(0.1)
