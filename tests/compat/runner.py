@@ -273,7 +273,10 @@ def normalise(text: str, run: Run) -> str:
         if value == 0:
             continue
         for form in _id_forms(value):
-            text = re.sub(rf"(?<![0-9A-Za-z_]){form}(?![0-9A-Za-z_])", label, text)
+            # a space-padded %16x only after a word ("Member %16x added to cluster %16x"),
+            # never eating the ", " separator of a table row
+            before = r"(?<=[A-Za-z] )" if form.startswith(" ") else r"(?<![0-9A-Za-z_])"
+            text = re.sub(rf"{before}{form}(?![0-9A-Za-z_])", label, text)
     # lock and election keys are "<name>/<lease id in %x>"; leases granted by etcdctl
     # lock/elect themselves are never printed, so label them by first appearance here
     for m in re.finditer(r"(?<=/)([0-9a-f]{8,16})\b", text):

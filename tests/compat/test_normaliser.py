@@ -78,3 +78,8 @@ def test_member_rows_sorted_and_id_order_checked() -> None:
                      make_run()).splitlines()[0].startswith("ID_F1")
     assert ids_in_order("1a, started\n2b, started\n")
     assert not ids_in_order("2b, started\n1a, started\n")
+
+
+def test_short_ids_in_table_rows_keep_separators() -> None:
+    assert normalise(f"127.0.0.1:40001, {0x1111:x}, 3.4.0, 20 kB, true, false, 2, 9, 9, \n",
+                     make_run()) == "EP_F1, ID_F1, VERSION, SIZE, true, false, T, IDX, IDX,\n"
