@@ -507,22 +507,27 @@ def _wait_ready(cluster: LocalCluster, procs: list[subprocess.Popen[bytes]],
                 timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     last = "no member reachable yet"
+    ready: set[str] = set()
     while True:
         for member, proc in zip(cluster.members, procs, strict=True):
             code = proc.poll()
             if code is not None:
                 raise CliError(f"member {member.name} exited with status {code} during "
                                f"startup; see {member.log}")
-        for member in cluster.members:
+        pending = [m for m in cluster.members if m.name not in ready]
+        for member in pending:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise CliError(f"the cluster did not answer a linearizable Range within "
-                               f"{timeout_s:g}s (last: {last}); see the logs in "
-                               f"{cluster.directory}")
+                raise CliError(f"the cluster did not answer a linearizable Range on every "
+                               f"member within {timeout_s:g}s (last: {last}); see the logs "
+                               f"in {cluster.directory}")
             why = probe(member.client_url, min(1.0, remaining))
             if why is None:
-                return
-            last = f"{member.name}: {why}"
+                ready.add(member.name)
+            else:
+                last = f"{member.name}: {why}"
+        if len(ready) == len(cluster.members):
+            return  # every member is up and sees a leader: none died during startup
         time.sleep(0.2)
 
 
