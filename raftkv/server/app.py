@@ -143,7 +143,10 @@ class Server:
 
     async def _start_grpc(self, driver: NodeDriver) -> None:
         spec = self.spec
-        peer = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 << 20)])
+        # Peers ping every 10 s on their long-lived streams; tolerate it (the default
+        # policy answers GOAWAY too_many_pings and drops the stream with what it carried).
+        peer = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 << 20),
+                                        *client_server_options(64 << 20)[2:]])
         raft_pb2_grpc.add_RaftServicer_to_server(  # type: ignore[no-untyped-call]
             RaftService(spec.member_id, spec.cluster_token, driver.deliver), peer)
         _bind(peer, spec.peer_addr, "--listen-peer-urls")

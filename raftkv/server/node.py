@@ -79,6 +79,7 @@ class NodeDriver:
         self._waiting: dict[bytes, asyncio.Future[Response | None]] = {}
         self._read_waiters: list[asyncio.Future[None]] = []
         self._read_batches: dict[bytes, list[asyncio.Future[None]]] = {}
+        self._read_started: dict[bytes, float] = {}
         self._reads_to_apply: list[tuple[int, list[asyncio.Future[None]]]] = []
         self._seq = itertools.count(int.from_bytes(os.urandom(3), "big") << 32)
         self._read_seq = itertools.count(1)
@@ -227,6 +228,7 @@ class NodeDriver:
             report(raw)
         self._propose_pending()
         self._propose_conf_changes()
+        self._retry_lost_reads()
         self._start_reads()
         while raw.has_ready():
             await self._handle_ready(raw.ready())
@@ -265,6 +267,22 @@ class NodeDriver:
             self._read_waiters = waiters + self._read_waiters
             return
         self._read_batches[ctx] = [w for w in waiters if not w.done()]
+        self._read_started[ctx] = self._now()
+
+    def _retry_lost_reads(self) -> None:
+        """Re-issue ReadIndex rounds not answered within a few heartbeats: the request or
+        its answer may have been lost with a peer stream (as etcd retries its ReadIndex)."""
+        limit = self._now() - max(0.5, 3 * self.cfg.tick_interval_s)
+        for ctx, started in list(self._read_started.items()):
+            if started < limit:
+                del self._read_started[ctx]
+                waiters = self._read_batches.pop(ctx, None)
+                if waiters:
+                    self._read_waiters.extend(w for w in waiters if not w.done())
+
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
 
     async def _handle_ready(self, rd: Ready) -> None:
         loop = asyncio.get_running_loop()
@@ -296,6 +314,7 @@ class NodeDriver:
                 for listener in self.on_events:
                     listener(batch)
         for rs in rd.read_states:
+            self._read_started.pop(rs.context, None)
             waiters = self._read_batches.pop(rs.context, None)
             if waiters:
                 self._reads_to_apply.append((rs.index, waiters))
@@ -369,6 +388,7 @@ class NodeDriver:
             for waiters in self._read_batches.values():
                 self._read_waiters.extend(w for w in waiters if not w.done())
             self._read_batches.clear()
+            self._read_started.clear()
 
     def _snapshot(self, applied: int, conf_state: ConfState, data: bytes) -> None:
         """Write a snapshot taken at ``applied`` and compact the log (on the I/O thread)."""

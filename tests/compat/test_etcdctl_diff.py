@@ -207,7 +207,6 @@ NOT_YET: dict[str, str] = {}
 # case id -> a difference found by this test in an implemented service, not fixed yet
 # (xfail strict: when the owner fixes it, the XPASS failure says to remove the entry)
 KNOWN_DIFFERENCES: dict[str, str] = {
-    "member-list-json": "MemberList header carries revision; etcd 3.4 leaves it 0 (omitted)",
 }
 
 # case id -> an intermittent difference (non-strict xfail: it passes most runs); fix and remove

@@ -189,7 +189,7 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
 
     async def MemberList(self, request: rpc_pb2.MemberListRequest,
                          context: Ctx) -> rpc_pb2.MemberListResponse:
-        return rpc_pb2.MemberListResponse(header=self.header(), members=self._members())
+        return rpc_pb2.MemberListResponse(header=self.header.without_revision(), members=self._members())
 
     async def MemberAdd(self, request: rpc_pb2.MemberAddRequest,
                         context: Ctx) -> rpc_pb2.MemberAddResponse:
@@ -207,7 +207,7 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
             kind = ConfChangeType.ADD_LEARNER if request.isLearner else ConfChangeType.ADD_NODE
             await self.m.propose(ConfChange(kind, nid, encode_context("add", peerURLs=urls)))
             member = rpc_pb2.Member(ID=nid, peerURLs=urls, isLearner=request.isLearner)
-            return rpc_pb2.MemberAddResponse(header=self.header(), member=member,
+            return rpc_pb2.MemberAddResponse(header=self.header.without_revision(), member=member,
                                              members=self._members())
         return await answer(context, run)
 
@@ -217,7 +217,7 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
             self._known(request.ID)
             await self.m.propose(ConfChange(ConfChangeType.REMOVE_NODE, request.ID,
                                             encode_context("remove")))
-            return rpc_pb2.MemberRemoveResponse(header=self.header(), members=self._members())
+            return rpc_pb2.MemberRemoveResponse(header=self.header.without_revision(), members=self._members())
         return await answer(context, run)
 
     async def MemberUpdate(self, request: rpc_pb2.MemberUpdateRequest,
@@ -227,7 +227,7 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
             urls = self._urls(list(request.peerURLs), owner=request.ID)
             await self.m.propose(ConfChange(ConfChangeType.ADD_LEARNER, request.ID,
                                             encode_context("peers", peerURLs=urls)))
-            return rpc_pb2.MemberUpdateResponse(header=self.header(), members=self._members())
+            return rpc_pb2.MemberUpdateResponse(header=self.header.without_revision(), members=self._members())
         return await answer(context, run)
 
     async def MemberPromote(self, request: rpc_pb2.MemberPromoteRequest,
@@ -241,7 +241,7 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
             self._check_in_sync(request.ID)
             await self.m.propose(ConfChange(ConfChangeType.ADD_NODE, request.ID,
                                             encode_context("promote")))
-            return rpc_pb2.MemberPromoteResponse(header=self.header(),
+            return rpc_pb2.MemberPromoteResponse(header=self.header.without_revision(),
                                                  members=self._members())
         return await answer(context, run)
 

@@ -44,6 +44,11 @@ class Header:
         self.member_id = member_id
         self.driver = driver
 
+    def without_revision(self) -> rpc_pb2.ResponseHeader:
+        """The header etcd's Cluster service sends: no revision (it stays 0)."""
+        return rpc_pb2.ResponseHeader(cluster_id=self.cluster_id, member_id=self.member_id,
+                                      raft_term=self.driver.raw.raft.term)
+
     def __call__(self, revision: int = 0) -> rpc_pb2.ResponseHeader:
         d = self.driver
         return rpc_pb2.ResponseHeader(cluster_id=self.cluster_id, member_id=self.member_id,
