@@ -134,6 +134,7 @@ def build_parser() -> _Parser:
                                 parser_class=_Parser)
     _add_serve(sub)
     _add_cluster(sub)
+    _add_snapshot(sub)
     version = sub.add_parser("version", help="print the version", formatter_class=_FMT,
                              description="Print raftkv's version.",
                              epilog="example:\n  raftkv version\n")
@@ -185,6 +186,42 @@ def _add_serve(sub: Any) -> None:
     for flag, text in _SERVE_INT_FLAGS:
         p.add_argument(flag, metavar="N", type=_int_flag, default=argparse.SUPPRESS, help=text)
     p.set_defaults(func=_cmd_serve)
+
+
+def _add_snapshot(sub: Any) -> None:
+    snap = sub.add_parser("snapshot", help="restore a snapshot into a new member's data dir",
+                          formatter_class=_FMT, description="Work with snapshot files.",
+                          epilog="example:\n  raftkv snapshot restore snap.db --name n1 ...\n")
+    ssub = snap.add_subparsers(dest="snapshot_command", metavar="COMMAND", required=True,
+                               parser_class=_Parser)
+    p = ssub.add_parser(
+        "restore", formatter_class=_FMT,
+        help="restore a snapshot file into the data dir of a member of a new cluster",
+        description="Restore FILE (written by `etcdctl snapshot save`) into --data-dir for "
+                    "one member of a NEW cluster. Run it once per member with that member's "
+                    "flags, then start each with `raftkv serve` and the same flags.",
+        epilog="example:\n  etcdctl --endpoints=127.0.0.1:2379 snapshot save snap.db\n"
+               "  raftkv snapshot restore snap.db --name n1 --data-dir n1.raftkv \\\n"
+               "      --initial-cluster n1=http://10.0.0.1:2380,n2=http://10.0.0.2:2380 \\\n"
+               "      --initial-advertise-peer-urls http://10.0.0.1:2380\n"
+               "  raftkv serve --name n1 --data-dir n1.raftkv --initial-cluster ... (same)\n")
+    p.add_argument("file", metavar="FILE", help="the snapshot file")
+    p.add_argument("--config-file", metavar="FILE", help="TOML file of flag values")
+    for flag, metavar, text in _SERVE_FLAGS:
+        p.add_argument(flag, metavar=metavar, default=argparse.SUPPRESS, help=text)
+    for flag, text in _SERVE_INT_FLAGS:
+        p.add_argument(flag, metavar="N", type=_int_flag, default=argparse.SUPPRESS, help=text)
+    p.set_defaults(func=_cmd_snapshot_restore)
+
+
+def _cmd_snapshot_restore(ns: argparse.Namespace) -> int:
+    from raftkv.server.restore import restore_snapshot
+
+    cfg = serve_config(ns)
+    index = restore_snapshot(Path(ns.file), cfg)
+    print(f"restored {ns.file} into {cfg.data_dir} for member {cfg.name} "
+          f"({cfg.member_id:x}) of cluster {cfg.cluster_id:x}, starting at index {index}")
+    return 0
 
 
 def _add_cluster(sub: Any) -> None:

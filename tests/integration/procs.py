@@ -55,6 +55,7 @@ class ProcCluster:
     """A cluster of real member processes (see the module docstring)."""
 
     def __init__(self, root: Path, size: int = 3, *, flags: tuple[str, ...] = ()) -> None:
+        root.mkdir(parents=True, exist_ok=True)
         ports = free_ports(2 * size)
         self.members = [Member(f"n{i + 1}", ports[2 * i], ports[2 * i + 1], root / f"n{i + 1}")
                         for i in range(size)]
