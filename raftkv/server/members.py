@@ -146,6 +146,23 @@ class MemberRegistry:
             return sorted(self._alarms)
 
     # -- the apply path ------------------------------------------------------------------------
+    def dump(self) -> bytes:
+        """The whole registry, for a Raft snapshot (taken at ``self.index`` or later)."""
+        with self._lock:
+            obj = {"index": self.index,
+                   "members": [m.to_json() for m in self._members.values()],
+                   "alarms": sorted(self._alarms)}
+        return json.dumps(obj, sort_keys=True).encode()
+
+    def load(self, data: bytes, index: int) -> None:
+        """Replace the registry by one from a Raft snapshot installed at ``index``."""
+        obj = json.loads(data)
+        with self._lock:
+            self._members = {int(m["id"]): MemberInfo.from_json(m) for m in obj["members"]}
+            self._alarms = {(int(a[0]), int(a[1])) for a in obj.get("alarms", ())}
+            self.index = max(index, int(obj.get("index", 0)))
+            self._save()
+
     def apply(self, index: int, cc: ConfChange) -> bool:
         """Apply the conf change entry at ``index``; False if it was applied before."""
         if index <= self.index:

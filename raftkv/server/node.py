@@ -56,6 +56,10 @@ class DriverConfig:
     snapshot_catchup_entries: int
 
 
+_EXTRA_MAGIC = b"RKVSNAPX"
+"""Marks a Raft snapshot that carries extra replicated state after the state machine's."""
+
+
 class RequestTimeoutError(UnavailableError):
     """The request did not complete in time (etcd: ``etcdserver: request timed out``)."""
 
@@ -97,6 +101,11 @@ class NodeDriver:
         self.is_attribute_change: Callable[[ConfChange], bool] = lambda _: False
         """True for a conf change entry that only carries member attributes (not for Raft)."""
         self._snapshot_due = False
+        self.snapshot_extra: tuple[Callable[[], bytes], Callable[[bytes, int], None]] | None
+        self.snapshot_extra = None
+        """(dump, load) of replicated state kept outside the state machine (the member
+        registry): it travels in Raft snapshots next to the state machine's data."""
+        self.on_snapshot_installed: list[Callable[[int], None]] = []
         self.fatal: BaseException | None = None
 
     # -- inputs (called from gRPC handlers, on the event loop) ---------------------------
@@ -296,7 +305,7 @@ class NodeDriver:
         # ever changed on this thread too (never in the I/O thread): a reader can never
         # see half of an applied entry.
         if rd.snapshot is not None:
-            self.sm.restore(rd.snapshot.data)
+            self._install_snapshot(rd.snapshot.data, rd.snapshot.meta.index)
             log.info("installed snapshot at %d from the leader (%d bytes)",
                      rd.snapshot.meta.index, len(rd.snapshot.data))
         self.transport.send(rd.messages_after_persist)
@@ -326,7 +335,7 @@ class NodeDriver:
         if self._snapshot_due or \
                 applied - self.storage.snapshot_meta().index >= self.cfg.snapshot_count:
             self._snapshot_due = False
-            data = self.sm.snapshot()  # on this thread: consistent with ``applied``
+            data = self._snapshot_data()  # on this thread: consistent with ``applied``
             conf_state = self.raw.raft.conf_state()
             await loop.run_in_executor(self._executor, self._snapshot, applied, conf_state,
                                        data)
@@ -389,6 +398,25 @@ class NodeDriver:
                 self._read_waiters.extend(w for w in waiters if not w.done())
             self._read_batches.clear()
             self._read_started.clear()
+
+    def _snapshot_data(self) -> bytes:
+        """The state machine's snapshot, followed by the extra replicated state if any."""
+        data = self.sm.snapshot()
+        if self.snapshot_extra is None:
+            return data
+        return _EXTRA_MAGIC + len(data).to_bytes(8, "big") + data + self.snapshot_extra[0]()
+
+    def _install_snapshot(self, data: bytes, index: int) -> None:
+        extra = None
+        if data.startswith(_EXTRA_MAGIC):
+            start = len(_EXTRA_MAGIC) + 8
+            size = int.from_bytes(data[len(_EXTRA_MAGIC):start], "big")
+            data, extra = data[start:start + size], data[start + size:]
+        self.sm.restore(data)
+        if extra is not None and self.snapshot_extra is not None:
+            self.snapshot_extra[1](extra, index)
+        for hook in self.on_snapshot_installed:
+            hook(index)
 
     def _snapshot(self, applied: int, conf_state: ConfState, data: bytes) -> None:
         """Write a snapshot taken at ``applied`` and compact the log (on the I/O thread)."""

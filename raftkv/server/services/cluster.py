@@ -91,6 +91,14 @@ class Membership:
         self._loop = asyncio.get_running_loop()
         self.driver.is_attribute_change = is_attribute_change
         self.driver.on_conf_change.append(self._on_apply)
+        self.driver.snapshot_extra = (self.registry.dump, self.registry.load)
+        self.driver.on_snapshot_installed.append(self._on_snapshot)
+
+    def _on_snapshot(self, index: int) -> None:
+        """A snapshot replaced the registry: bring the transport's peers in line with it."""
+        for info in self.registry.all():
+            if info.id != self.member_id and info.peer_urls:
+                self.transport.add_peer(info.id, parse_url(info.peer_urls[0]).address)
 
     def conf_state(self) -> ConfState:
         return self.driver.raw.raft.conf_state()
@@ -189,7 +197,8 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
 
     async def MemberList(self, request: rpc_pb2.MemberListRequest,
                          context: Ctx) -> rpc_pb2.MemberListResponse:
-        return rpc_pb2.MemberListResponse(header=self.header.without_revision(), members=self._members())
+        return rpc_pb2.MemberListResponse(header=self.header.without_revision(),
+                                          members=self._members())
 
     async def MemberAdd(self, request: rpc_pb2.MemberAddRequest,
                         context: Ctx) -> rpc_pb2.MemberAddResponse:
@@ -217,7 +226,8 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
             self._known(request.ID)
             await self.m.propose(ConfChange(ConfChangeType.REMOVE_NODE, request.ID,
                                             encode_context("remove")))
-            return rpc_pb2.MemberRemoveResponse(header=self.header.without_revision(), members=self._members())
+            return rpc_pb2.MemberRemoveResponse(header=self.header.without_revision(),
+                                                members=self._members())
         return await answer(context, run)
 
     async def MemberUpdate(self, request: rpc_pb2.MemberUpdateRequest,
@@ -227,7 +237,8 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
             urls = self._urls(list(request.peerURLs), owner=request.ID)
             await self.m.propose(ConfChange(ConfChangeType.ADD_LEARNER, request.ID,
                                             encode_context("peers", peerURLs=urls)))
-            return rpc_pb2.MemberUpdateResponse(header=self.header.without_revision(), members=self._members())
+            return rpc_pb2.MemberUpdateResponse(header=self.header.without_revision(),
+                                                members=self._members())
         return await answer(context, run)
 
     async def MemberPromote(self, request: rpc_pb2.MemberPromoteRequest,
