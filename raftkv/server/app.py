@@ -32,7 +32,7 @@ from raftkv.server.services.maintenance import (
     watch_quota,
 )
 from raftkv.server.services.watch import WatchService
-from raftkv.server.transport import GrpcTransport, RaftService
+from raftkv.server.transport import GrpcTransport, RaftService, ask_cluster_id
 from raftkv.server.watch_hub import WatchHub
 from raftkv.state.machine import StateMachine
 from raftkv.storage.store import Identity, Store
@@ -101,12 +101,14 @@ class Server:
         self._driver_task: asyncio.Task[None] | None = None
         self._lease_task: asyncio.Task[None] | None = None
         self.membership: Membership | None = None
+        self.cluster_id = spec.cluster_id
         self._member_tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         spec = self.spec
         self.store = store = Store.open(spec.data_dir, sync_state=False)
-        store.claim(Identity(spec.cluster_id, spec.member_id))
+        self.cluster_id = await self._resolve_cluster_id(store)
+        store.claim(Identity(self.cluster_id, spec.member_id))
         sm = StateMachine(store.backend)
         if store.log.last_index() == 0 and store.log.hard_state.is_empty() and spec.new_cluster:
             _bootstrap(store, sm, frozenset(spec.peers))
@@ -139,7 +141,23 @@ class Server:
         driver.on_leadership.append(keeper.on_leadership)
         self._lease_task = asyncio.create_task(keeper.run(), name="raftkv-lease-keeper")
         log.info("member %s (%x) of cluster %x serving clients on %s, peers on %s",
-                 spec.name, spec.member_id, spec.cluster_id, spec.client_addr, spec.peer_addr)
+                 spec.name, spec.member_id, self.cluster_id, spec.client_addr, spec.peer_addr)
+
+    async def _resolve_cluster_id(self, store: Store) -> int:
+        """A member of a new cluster derives the cluster id from --initial-cluster; one that
+        joins a running cluster adopts the id its members report (and keeps it)."""
+        spec = self.spec
+        known = store.identity()
+        if spec.new_cluster:
+            return spec.cluster_id
+        if known is not None and known.member_id == spec.member_id:
+            return known.cluster_id
+        try:
+            return await ask_cluster_id(spec.member_id, spec.cluster_token, spec.peers,
+                                        spec.request_timeout_s * 4)
+        except TimeoutError as exc:
+            raise ConfigError(f"--initial-cluster-state existing: {exc}; check "
+                              f"--initial-cluster and that the cluster is running") from None
 
     async def _start_grpc(self, driver: NodeDriver) -> None:
         spec = self.spec
@@ -148,7 +166,8 @@ class Server:
         peer = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 << 20),
                                         *client_server_options(64 << 20)[2:]])
         raft_pb2_grpc.add_RaftServicer_to_server(  # type: ignore[no-untyped-call]
-            RaftService(spec.member_id, spec.cluster_token, driver.deliver), peer)
+            RaftService(spec.member_id, spec.cluster_token, driver.deliver, self.cluster_id),
+            peer)
         _bind(peer, spec.peer_addr, "--listen-peer-urls")
         membership = self.membership
         assert membership is not None
@@ -157,7 +176,7 @@ class Server:
         gate = NoSpaceGate(lambda: any(a == NOSPACE for _, a in registry.alarms()))
         client = grpc.aio.server(options=client_server_options(spec.max_request_bytes),
                                  interceptors=[gate])
-        header = Header(spec.cluster_id, spec.member_id, driver)
+        header = Header(self.cluster_id, spec.member_id, driver)
         rpc_pb2_grpc.add_KVServicer_to_server(  # type: ignore[no-untyped-call]
             KVService(driver, header, spec.max_request_bytes), client)
         rpc_pb2_grpc.add_MaintenanceServicer_to_server(  # type: ignore[no-untyped-call]

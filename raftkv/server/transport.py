@@ -155,6 +155,34 @@ class GrpcTransport:
         self.on_snapshot_status(peer.member_id, ok)
 
 
+async def ask_cluster_id(member_id: int, cluster_token: str, peers: dict[int, str],
+                         timeout_s: float) -> int:
+    """The cluster id of a running cluster, asked of its members (for a member joining with
+    ``--initial-cluster-state existing``, as etcd fetches it from its peers).
+
+    Raises:
+        TimeoutError: no member answered within ``timeout_s``.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline:
+        for peer_id, address in peers.items():
+            if peer_id == member_id:
+                continue
+            try:
+                async with grpc.aio.insecure_channel(address) as channel:
+                    stub = raft_pb2_grpc.RaftStub(channel)  # type: ignore[no-untyped-call]
+                    reply = await stub.Hello(raft_pb2.HelloRequest(
+                        cluster_token=cluster_token, frm=member_id, to=peer_id,
+                        protocol_version=rc.PROTOCOL_VERSION), timeout=1.0)
+            except grpc.aio.AioRpcError:
+                continue
+            if reply.accepted and reply.cluster_id:
+                return int(reply.cluster_id)
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"no member of the existing cluster answered within {timeout_s:g}s")
+
+
 async def _aiter(items: object) -> AsyncIterator[raft_pb2.SnapshotChunk]:
     for item in items:  # type: ignore[attr-defined]
         yield item
@@ -165,10 +193,11 @@ class RaftService(raft_pb2_grpc.RaftServicer):
     """The receiving side: steps what peers send into the driver."""
 
     def __init__(self, member_id: int, cluster_token: str,
-                 deliver: Callable[[Sequence[Message]], None]) -> None:
+                 deliver: Callable[[Sequence[Message]], None], cluster_id: int = 0) -> None:
         self.member_id = member_id
         self.cluster_token = cluster_token
         self.deliver = deliver
+        self.cluster_id = cluster_id
 
     async def _check(self, context: grpc.aio.ServicerContext[object, object]) -> None:
         try:
@@ -216,4 +245,4 @@ class RaftService(raft_pb2_grpc.RaftServicer):
                     context: grpc.aio.ServicerContext[object, object],
                     ) -> raft_pb2.HelloResponse:
         return rc.check_hello(request, cluster_token=self.cluster_token,
-                              member_id=self.member_id)
+                              member_id=self.member_id, cluster_id=self.cluster_id)

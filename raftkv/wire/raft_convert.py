@@ -588,7 +588,7 @@ def snapshot_message_from_chunks(
 
 
 def check_hello(
-    request: raft_pb2.HelloRequest, *, cluster_token: str, member_id: int
+    request: raft_pb2.HelloRequest, *, cluster_token: str, member_id: int, cluster_id: int = 0
 ) -> raft_pb2.HelloResponse:
     """Answer a peer's Hello: accept it only if it is of this cluster and dialled this member.
 
@@ -596,6 +596,8 @@ def check_hello(
         request: the peer's Hello.
         cluster_token: this member's cluster token.
         member_id: this member's id.
+        cluster_id: this member's cluster id, returned to an accepted peer (a member joining
+            a running cluster adopts it).
     """
     reason = ""
     if request.cluster_token != cluster_token:
@@ -617,6 +619,7 @@ def check_hello(
         reason=reason,
         member_id=member_id,
         protocol_version=PROTOCOL_VERSION,
+        cluster_id=cluster_id if not reason else 0,
     )
 
 

@@ -144,6 +144,10 @@ def _add_and_start_learner(c: ProcCluster, root: Path) -> Member:
     assert st is not None
     assert st.isLearner
     assert st.header.member_id == int(added.group(1), 16)
+    # a joining member adopts the running cluster's id (as etcd fetches it from peers)
+    lead_status = c.status(c.leader())
+    assert lead_status is not None
+    assert st.header.cluster_id == lead_status.header.cluster_id
     eventually(lambda: all_started(c, ["n4"]), "n4 publishes its client URLs")
 
     def n4_knows_everyone() -> bool:

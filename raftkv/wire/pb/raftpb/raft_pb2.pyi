@@ -171,13 +171,15 @@ class HelloRequest(_message.Message):
     def __init__(self, cluster_token: _Optional[str] = ..., frm: _Optional[int] = ..., to: _Optional[int] = ..., protocol_version: _Optional[int] = ...) -> None: ...
 
 class HelloResponse(_message.Message):
-    __slots__ = ("accepted", "reason", "member_id", "protocol_version")
+    __slots__ = ("accepted", "reason", "member_id", "protocol_version", "cluster_id")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     accepted: bool
     reason: str
     member_id: int
     protocol_version: int
-    def __init__(self, accepted: _Optional[bool] = ..., reason: _Optional[str] = ..., member_id: _Optional[int] = ..., protocol_version: _Optional[int] = ...) -> None: ...
+    cluster_id: int
+    def __init__(self, accepted: _Optional[bool] = ..., reason: _Optional[str] = ..., member_id: _Optional[int] = ..., protocol_version: _Optional[int] = ..., cluster_id: _Optional[int] = ...) -> None: ...
