@@ -3,7 +3,7 @@
 Names and defaults follow etcd's flags (``--name``, ``--initial-cluster``, ...), so an
 etcd operator can read a raftkv configuration without a glossary. A configuration comes
 from three places, later ones winning: the dataclass defaults, a TOML file
-(:func:`read_config_file`, :func:`load_toml`) and command-line flags (``raftkv.cli``).
+(:func:`read_config_file`, :func:`load_toml`) and command-line flags (``raftkv.cli.serve``).
 
 ``ServerConfig(...)`` fills the defaults that depend on other values (``data_dir`` from
 ``name``, advertised URLs from listen URLs, ``initial_cluster`` from this member) and

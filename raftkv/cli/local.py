@@ -1,11 +1,6 @@
-"""The ``raftkv`` command: run a member, and start / inspect / stop a local cluster.
+"""``raftkv cluster up|status|down``: a local N-member cluster on 127.0.0.1.
 
-Wiring only: configuration lives in :mod:`raftkv.server.config`, the server in
-:mod:`raftkv.server.app` (imported only by ``serve``, so the other commands work without
-it). Usage errors print one line, ``raftkv: error: ...``, and exit 2; runtime failures
-print one line and exit 1; neither prints a traceback.
-
-Local clusters (``raftkv cluster up``) keep everything under one directory::
+Everything lives under one directory::
 
     DIR/cluster.json        members, URLs, token and endpoints (written by ``up``)
     DIR/nK/                 member K's data directory
@@ -18,7 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import importlib
 import itertools
 import json
 import os
@@ -27,91 +21,19 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import Any
 
-from raftkv.errors import ConfigError, RaftKVError
-from raftkv.server.config import (
-    OPTION_KEYS,
-    ServerConfig,
-    coerce_options,
-    read_config_file,
-)
+from raftkv.cli._common import FMT, CliError, Parser, int_flag
+from raftkv.errors import ConfigError
 
-__all__ = ["main"]
+__all__ = ["LocalCluster", "LocalMember", "add_cluster", "is_member_process", "serve_argv"]
 
-PROG = "raftkv"
 DEFAULT_BASE_PORT = 23790
 DEFAULT_SIZE = 3
 MANIFEST = "cluster.json"
 HEALTH_KEY = b"raftkv-health"
-
-
-class CliError(Exception):
-    """A runtime failure reported as one line; exit status 1."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr and exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        text = " ".join(message.split())
-        sys.stderr.write(f"{PROG}: error: {text} (see '{self.prog} --help')\n")
-        raise SystemExit(2)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``raftkv`` command line and return its exit status."""
-    parser = build_parser()
-    try:
-        ns = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version and usage errors
-        return exc.code if isinstance(exc.code, int) else 1
-    func = cast(Callable[[argparse.Namespace], int], ns.func)
-    try:
-        return func(ns)
-    except ConfigError as exc:
-        return _fail(str(exc), 2)
-    except (CliError, RaftKVError) as exc:
-        return _fail(str(exc), 1)
-    except OSError as exc:  # e.g. a directory that cannot be created or written
-        where = f" ({exc.filename})" if exc.filename else ""
-        return _fail(f"{exc.strerror or exc}{where}", 1)
-    except KeyboardInterrupt:
-        return 130
-
-
-def _fail(message: str, code: int) -> int:
-    sys.stderr.write(f"{PROG}: error: {' '.join(message.split())}\n")
-    return code
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("raftkv")
-    except Exception:  # not installed: running from a source tree
-        import raftkv
-
-        return raftkv.__version__
-
-
-# -- parser -------------------------------------------------------------------------------
-
-_FMT = argparse.RawDescriptionHelpFormatter
-
-SERVE_EPILOG = """\
-flags override --config-file, whose keys are the flag names (dashes or underscores).
-
-example, member n1 of a 3-member cluster on one machine:
-  raftkv serve --name n1 --data-dir data/n1 \\
-    --listen-client-urls http://127.0.0.1:2379 --listen-peer-urls http://127.0.0.1:2380 \\
-    --initial-cluster n1=http://127.0.0.1:2380,n2=http://127.0.0.1:2382,n3=http://127.0.0.1:2384
-  raftkv serve --config-file cluster/3/n1.toml
-"""
 
 CLUSTER_EPILOG = """\
 example:
@@ -122,132 +44,31 @@ example:
 """
 
 
-def build_parser() -> _Parser:
-    """The ``raftkv`` argument parser with every subcommand."""
-    parser = _Parser(prog=PROG, formatter_class=_FMT,
-                     description="raftkv: a Raft-replicated key-value store that speaks "
-                                 "the etcd v3 API.",
-                     epilog="example:\n  raftkv cluster up --size 3 --data-dir /tmp/rk\n"
-                            "  raftkv serve --name n1 --data-dir n1.raftkv\n")
-    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
-                                parser_class=_Parser)
-    _add_serve(sub)
-    _add_cluster(sub)
-    _add_snapshot(sub)
-    version = sub.add_parser("version", help="print the version", formatter_class=_FMT,
-                             description="Print raftkv's version.",
-                             epilog="example:\n  raftkv version\n")
-    version.set_defaults(func=_cmd_version)
-    return parser
-
-
-def _int_flag(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-
-
-_SERVE_FLAGS: tuple[tuple[str, str, str], ...] = (
-    # (flag, metavar, help)
-    ("--name", "NAME", "this member's name in --initial-cluster (default: default)"),
-    ("--data-dir", "DIR", "data directory (default: <name>.raftkv)"),
-    ("--listen-client-urls", "URLS", "client URLs to listen on (default: http://127.0.0.1:2379)"),
-    ("--advertise-client-urls", "URLS", "client URLs to tell clients (default: listen URLs)"),
-    ("--listen-peer-urls", "URLS", "peer URLs to listen on (default: http://127.0.0.1:2380)"),
-    ("--initial-advertise-peer-urls", "URLS",
-     "peer URL other members reach this one at (default: listen peer URLs)"),
-    ("--initial-cluster", "N=URL,...",
-     "bootstrap members, name=peer-url pairs (default: <name>=<advertised peer URL>)"),
-    ("--initial-cluster-state", "new|existing",
-     "'new' bootstraps, 'existing' joins a running cluster (default: new)"),
-    ("--initial-cluster-token", "TOKEN", "unique name of this cluster (default: raftkv-cluster)"),
-    ("--log-level", "LEVEL", "debug, info, warn or error (default: info)"),
-)
-_SERVE_INT_FLAGS: tuple[tuple[str, str], ...] = (
-    ("--heartbeat-interval", "heartbeat interval (the tick) in ms (default: 100)"),
-    ("--election-timeout", "election timeout in ms, at least 5 heartbeats (default: 1000)"),
-    ("--snapshot-count", "applied entries between snapshots (default: 10000)"),
-    ("--snapshot-catchup-entries", "entries kept behind a snapshot (default: 5000)"),
-    ("--max-request-bytes", "largest client request in bytes (default: 1572864)"),
-    ("--quota-backend-bytes", "backend size limit in bytes (default: 2147483648)"),
-)
-
-
-def _add_serve(sub: Any) -> None:
-    p = sub.add_parser("serve", help="run one member in the foreground", formatter_class=_FMT,
-                       description="Run one raftkv member in the foreground until SIGTERM or "
-                                   "Ctrl-C. Flag names and defaults are etcd's.",
-                       epilog=SERVE_EPILOG)
-    p.add_argument("--config-file", metavar="FILE", help="TOML file of flag values")
-    for flag, metavar, text in _SERVE_FLAGS:
-        p.add_argument(flag, metavar=metavar, default=argparse.SUPPRESS, help=text)
-    for flag, text in _SERVE_INT_FLAGS:
-        p.add_argument(flag, metavar="N", type=_int_flag, default=argparse.SUPPRESS, help=text)
-    p.set_defaults(func=_cmd_serve)
-
-
-def _add_snapshot(sub: Any) -> None:
-    snap = sub.add_parser("snapshot", help="restore a snapshot into a new member's data dir",
-                          formatter_class=_FMT, description="Work with snapshot files.",
-                          epilog="example:\n  raftkv snapshot restore snap.db --name n1 ...\n")
-    ssub = snap.add_subparsers(dest="snapshot_command", metavar="COMMAND", required=True,
-                               parser_class=_Parser)
-    p = ssub.add_parser(
-        "restore", formatter_class=_FMT,
-        help="restore a snapshot file into the data dir of a member of a new cluster",
-        description="Restore FILE (written by `etcdctl snapshot save`) into --data-dir for "
-                    "one member of a NEW cluster. Run it once per member with that member's "
-                    "flags, then start each with `raftkv serve` and the same flags.",
-        epilog="example:\n  etcdctl --endpoints=127.0.0.1:2379 snapshot save snap.db\n"
-               "  raftkv snapshot restore snap.db --name n1 --data-dir n1.raftkv \\\n"
-               "      --initial-cluster n1=http://10.0.0.1:2380,n2=http://10.0.0.2:2380 \\\n"
-               "      --initial-advertise-peer-urls http://10.0.0.1:2380\n"
-               "  raftkv serve --name n1 --data-dir n1.raftkv --initial-cluster ... (same)\n")
-    p.add_argument("file", metavar="FILE", help="the snapshot file")
-    p.add_argument("--config-file", metavar="FILE", help="TOML file of flag values")
-    for flag, metavar, text in _SERVE_FLAGS:
-        p.add_argument(flag, metavar=metavar, default=argparse.SUPPRESS, help=text)
-    for flag, text in _SERVE_INT_FLAGS:
-        p.add_argument(flag, metavar="N", type=_int_flag, default=argparse.SUPPRESS, help=text)
-    p.set_defaults(func=_cmd_snapshot_restore)
-
-
-def _cmd_snapshot_restore(ns: argparse.Namespace) -> int:
-    from raftkv.server.restore import restore_snapshot
-
-    cfg = serve_config(ns)
-    index = restore_snapshot(Path(ns.file), cfg)
-    print(f"restored {ns.file} into {cfg.data_dir} for member {cfg.name} "
-          f"({cfg.member_id:x}) of cluster {cfg.cluster_id:x}, starting at index {index}")
-    return 0
-
-
-def _add_cluster(sub: Any) -> None:
+def add_cluster(sub: Any) -> None:
+    """Add ``raftkv cluster up|status|down``."""
     cluster = sub.add_parser("cluster", help="start, inspect or stop a local cluster",
-                             formatter_class=_FMT, epilog=CLUSTER_EPILOG,
+                             formatter_class=FMT, epilog=CLUSTER_EPILOG,
                              description="A local N-member cluster on 127.0.0.1, run in the "
                                          "background, all of it under one directory.")
     csub = cluster.add_subparsers(dest="cluster_command", metavar="COMMAND", required=True,
-                                  parser_class=_Parser)
+                                  parser_class=Parser)
     up = csub.add_parser(
-        "up", help="start a local cluster and wait for a leader", formatter_class=_FMT,
+        "up", help="start a local cluster and wait for a leader", formatter_class=FMT,
         description="Start SIZE members (nK: client port BASE+2(K-1), peer port "
                     "BASE+2(K-1)+1 on 127.0.0.1), wait until the cluster answers a "
                     "linearizable read, and print the client endpoints.",
         epilog="example:\n  raftkv cluster up --size 3 --data-dir /tmp/rk --base-port 23790\n"
                "  export ETCDCTL_API=3 ENDPOINTS=$(raftkv cluster up --data-dir /tmp/rk)\n")
-    up.add_argument("--size", type=_int_flag, default=None,
+    up.add_argument("--size", type=int_flag, default=None,
                     help=f"number of members (default: {DEFAULT_SIZE}, or as recorded in DIR)")
     up.add_argument("--data-dir", required=True, metavar="DIR", help="where everything goes")
-    up.add_argument("--base-port", type=_int_flag, default=None, metavar="P",
+    up.add_argument("--base-port", type=int_flag, default=None, metavar="P",
                     help=f"first client port (default: {DEFAULT_BASE_PORT}, or as recorded)")
     up.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                     help="how long to wait for the cluster to answer (default: 30)")
     up.set_defaults(func=_cmd_up)
     status = csub.add_parser(
-        "status", help="one line per member", formatter_class=_FMT,
+        "status", help="one line per member", formatter_class=FMT,
         description="Print one line per member: name, pid, alive, client URL and whether "
                     "a linearizable Range answered. Exit 1 unless every member is healthy.",
         epilog="example:\n  raftkv cluster status --data-dir /tmp/rk\n")
@@ -256,7 +77,7 @@ def _add_cluster(sub: Any) -> None:
                         help="print only the comma-separated client endpoints")
     status.set_defaults(func=_cmd_status)
     down = csub.add_parser(
-        "down", help="stop the members recorded in DIR", formatter_class=_FMT,
+        "down", help="stop the members recorded in DIR", formatter_class=FMT,
         description="SIGTERM exactly the recorded member processes, wait, then SIGKILL the "
                     "ones still running. Data and cluster.json stay; 'up' restarts them.",
         epilog="example:\n  raftkv cluster down --data-dir /tmp/rk\n")
@@ -265,38 +86,7 @@ def _add_cluster(sub: Any) -> None:
                       help="grace period before SIGKILL (default: 10)")
     down.set_defaults(func=_cmd_down)
 
-
-# -- serve --------------------------------------------------------------------------------
-
-def serve_config(ns: argparse.Namespace) -> ServerConfig:
-    """The validated configuration of ``raftkv serve``: file first, flags over it."""
-    options: dict[str, object] = {}
-    if ns.config_file:
-        options.update(read_config_file(ns.config_file))
-    flags = {key: getattr(ns, key.replace("-", "_")) for key in OPTION_KEYS
-             if hasattr(ns, key.replace("-", "_"))}
-    options.update(coerce_options(flags, source="command line"))
-    cfg = ServerConfig(**cast("dict[str, Any]", options))
-    cfg.validate()
-    return cfg
-
-
-def _cmd_serve(ns: argparse.Namespace) -> int:
-    cfg = serve_config(ns)
-    # gRPC's C core logs its own copy of errors we already report in one line (a port in
-    # use, say); keep it quiet unless the operator asks for it.
-    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-    app = importlib.import_module("raftkv.server.app")
-    run_server = cast(Callable[[ServerConfig], int], app.run_server)
-    return run_server(cfg)  # configures logging from cfg.log_level
-
-
-def _cmd_version(ns: argparse.Namespace) -> int:
-    print(f"{PROG} {_version()}")
-    return 0
-
-
-# -- local cluster: layout ------------------------------------------------------------------
+# -- layout ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class LocalMember:

@@ -1,0 +1,84 @@
+"""The ``raftkv`` command: wiring only.
+
+Each group of subcommands lives in its own module and adds itself to the parser here.
+Usage errors print one line, ``raftkv: error: ...``, and exit 2; runtime failures print one
+line and exit 1; neither prints a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from typing import cast
+
+from raftkv.cli import local, serve
+from raftkv.cli._common import FMT, PROG, CliError, Parser, fail
+from raftkv.errors import ConfigError, RaftKVError
+
+__all__ = ["build_parser", "main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``raftkv`` command line and return its exit status."""
+    parser = build_parser()
+    try:
+        ns = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else 1
+    func = cast(Callable[[argparse.Namespace], int], ns.func)
+    try:
+        return func(ns)
+    except ConfigError as exc:
+        return fail(str(exc), 2)
+    except (CliError, RaftKVError) as exc:
+        return fail(str(exc), 1)
+    except OSError as exc:  # e.g. a directory that cannot be created or written
+        where = f" ({exc.filename})" if exc.filename else ""
+        return fail(f"{exc.strerror or exc}{where}", 1)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("raftkv")
+    except Exception:  # not installed: running from a source tree
+        import raftkv
+
+        return raftkv.__version__
+
+
+def build_parser() -> Parser:
+    """The ``raftkv`` argument parser with every subcommand."""
+    parser = Parser(prog=PROG, formatter_class=FMT,
+                    description="raftkv: a Raft-replicated key-value store that speaks "
+                                "the etcd v3 API.",
+                    epilog="example:\n  raftkv cluster up --size 3 --data-dir /tmp/rk\n"
+                           "  raftkv serve --name n1 --data-dir n1.raftkv\n")
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                parser_class=Parser)
+    serve.add_serve(sub)
+    local.add_cluster(sub)
+    _add_snapshot(sub)
+    version = sub.add_parser("version", help="print the version", formatter_class=FMT,
+                             description="Print raftkv's version.",
+                             epilog="example:\n  raftkv version\n")
+    version.set_defaults(func=_cmd_version)
+    return parser
+
+
+def _add_snapshot(sub: argparse._SubParsersAction[Parser]) -> None:
+    snap = sub.add_parser("snapshot", help="restore a snapshot into a new member's data dir",
+                          formatter_class=FMT, description="Work with snapshot files.",
+                          epilog="example:\n  raftkv snapshot restore snap.db --name n1 ...\n")
+    ssub = snap.add_subparsers(dest="snapshot_command", metavar="COMMAND", required=True,
+                               parser_class=Parser)
+    serve.add_snapshot_restore(ssub)
+
+
+def _cmd_version(ns: argparse.Namespace) -> int:
+    print(f"{PROG} {_version()}")
+    return 0
