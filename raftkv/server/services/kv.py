@@ -13,6 +13,7 @@ from typing import TypeVar
 import grpc
 
 from raftkv.errors import InvalidRequestError, RaftKVError
+from raftkv.server import failpoints
 from raftkv.server.node import NodeDriver
 from raftkv.state.commands import (
     Command,
@@ -104,7 +105,7 @@ class KVService(rpc_pb2_grpc.KVServicer):
         async def run() -> rpc_pb2.RangeResponse:
             self._check(request.key, request.ByteSize())
             op = ec.range_from_pb(request)
-            if not request.serializable:
+            if not request.serializable and not failpoints.active("kv-stale-read"):
                 await self.driver.read_barrier()
             result = self.driver.sm.range(op)
             return ec.range_result_to_pb(result, self.header())
@@ -136,7 +137,7 @@ class KVService(rpc_pb2_grpc.KVServicer):
             if not is_read_only(txn):
                 result = await self._write(txn, TxnResult)
                 return ec.txn_result_to_pb(result, self.header(result.revision))
-            if not txn_serializable(txn):
+            if not txn_serializable(txn) and not failpoints.active("kv-stale-read"):
                 await self.driver.read_barrier()
             result = self.driver.sm.read_txn(txn)
             return ec.txn_result_to_pb(result, self.header(result.revision))
