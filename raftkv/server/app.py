@@ -8,7 +8,9 @@ import logging
 import os
 import random
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 
@@ -18,6 +20,7 @@ from raftkv.raft.rawnode import RawNode
 from raftkv.raft.types import ConfState, HardState, Snapshot, SnapshotMeta
 from raftkv.server.config import ServerConfig, canonical_url, parse_url
 from raftkv.server.lease_keeper import LeaseKeeper
+from raftkv.server.local_channel import LocalServer
 from raftkv.server.members import MemberInfo, MemberRegistry
 from raftkv.server.node import DriverConfig, NodeDriver
 from raftkv.server.services.cluster import ClusterService, Membership
@@ -103,6 +106,10 @@ class Server:
         self.membership: Membership | None = None
         self.cluster_id = spec.cluster_id
         self._member_tasks: list[asyncio.Task[None]] = []
+        self.local: LocalServer | None = None
+        """The client handlers for in-process callers (:mod:`raftkv.embed`)."""
+        self.client_ports: list[int] = []
+        """The ports the client server listens on, in --listen-client-urls order."""
 
     async def start(self) -> None:
         spec = self.spec
@@ -176,32 +183,43 @@ class Server:
         gate = NoSpaceGate(lambda: any(a == NOSPACE for _, a in registry.alarms()))
         client = grpc.aio.server(options=client_server_options(spec.max_request_bytes),
                                  interceptors=[gate])
+        # in-process callers (raftkv.embed) reach the same handlers and interceptors
+        self.local = LocalServer(interceptors=[gate])
+        for add, servicer in self._client_services(driver, membership):
+            add(servicer, client)
+            add(servicer, self.local)
+        self.client_ports = [_bind(client, addr, "--listen-client-urls")
+                             for addr in (spec.client_addr, *spec.extra_client_addrs)]
+        await peer.start()
+        await client.start()
+        self._peer_server, self._client_server = peer, client
+
+    def _client_services(self, driver: NodeDriver, membership: Membership
+                         ) -> list[tuple[Callable[[Any, Any], None], object]]:
+        """The etcd API servicers, each with the generated function that registers it."""
+        spec = self.spec
+        assert self.store is not None
         header = Header(self.cluster_id, spec.member_id, driver)
-        rpc_pb2_grpc.add_KVServicer_to_server(  # type: ignore[no-untyped-call]
-            KVService(driver, header, spec.max_request_bytes), client)
-        rpc_pb2_grpc.add_MaintenanceServicer_to_server(  # type: ignore[no-untyped-call]
-            MaintenanceService(header, self._db_size, membership, self.store.backend,
-                               self.store.engine.compact_range), client)
-        rpc_pb2_grpc.add_ClusterServicer_to_server(  # type: ignore[no-untyped-call]
-            ClusterService(membership, header, spec.cluster_token), client)
-        rpc_pb2_grpc.add_LeaseServicer_to_server(  # type: ignore[no-untyped-call]
-            LeaseService(driver, header), client)
         recipes = Recipes(driver)
         hub = WatchHub(driver.sm)
         driver.on_events.append(hub.on_events)
         driver.on_apply.append(hub.on_apply)
-        rpc_pb2_grpc.add_WatchServicer_to_server(  # type: ignore[no-untyped-call]
-            WatchService(hub, header, lambda: driver.lead != 0,
-                         spec.tick_interval_s * spec.election_ticks), client)
-        v3lock_pb2_grpc.add_LockServicer_to_server(  # type: ignore[no-untyped-call]
-            LockService(recipes, header), client)
-        v3election_pb2_grpc.add_ElectionServicer_to_server(  # type: ignore[no-untyped-call]
-            ElectionService(recipes, header), client)
-        for addr in (spec.client_addr, *spec.extra_client_addrs):
-            _bind(client, addr, "--listen-client-urls")
-        await peer.start()
-        await client.start()
-        self._peer_server, self._client_server = peer, client
+        maintenance = MaintenanceService(header, self._db_size, membership, self.store.backend,
+                                         self.store.engine.compact_range)
+        watch = WatchService(hub, header, lambda: driver.lead != 0,
+                             spec.tick_interval_s * spec.election_ticks)
+        return [
+            (rpc_pb2_grpc.add_KVServicer_to_server,
+             KVService(driver, header, spec.max_request_bytes)),
+            (rpc_pb2_grpc.add_MaintenanceServicer_to_server, maintenance),
+            (rpc_pb2_grpc.add_ClusterServicer_to_server,
+             ClusterService(membership, header, spec.cluster_token)),
+            (rpc_pb2_grpc.add_LeaseServicer_to_server, LeaseService(driver, header)),
+            (rpc_pb2_grpc.add_WatchServicer_to_server, watch),
+            (v3lock_pb2_grpc.add_LockServicer_to_server, LockService(recipes, header)),
+            (v3election_pb2_grpc.add_ElectionServicer_to_server,
+             ElectionService(recipes, header)),
+        ]
 
     def _db_size(self) -> int:
         total = 0
@@ -237,7 +255,7 @@ class Server:
             await asyncio.gather(self._driver_task, return_exceptions=True)
 
 
-def _bind(server: grpc.aio.Server, addr: str, flag: str) -> None:
+def _bind(server: grpc.aio.Server, addr: str, flag: str) -> int:
     hint = (f"{flag}: cannot listen on {addr}: the port is in use or the address is not "
             f"this machine's; stop what uses it or choose another")
     try:
@@ -246,6 +264,7 @@ def _bind(server: grpc.aio.Server, addr: str, flag: str) -> None:
         raise ConfigError(hint) from None
     if port == 0:
         raise ConfigError(hint)
+    return port
 
 
 def _open_registry(spec: NodeSpec) -> MemberRegistry:
