@@ -107,10 +107,14 @@ class NodeDriver:
         registry): it travels in Raft snapshots next to the state machine's data."""
         self.on_snapshot_installed: list[Callable[[int], None]] = []
         self.fatal: BaseException | None = None
+        self.last_heard: dict[int, float] = {}
+        """Event-loop time of the last Raft message received from each member."""
 
     # -- inputs (called from gRPC handlers, on the event loop) ---------------------------
     def deliver(self, messages: Sequence[Message]) -> None:
         self._inbox.extend(messages)
+        if messages:  # one batch comes from one peer's stream
+            self.last_heard[messages[-1].frm] = asyncio.get_running_loop().time()
         self._wake.set()
 
     def report_unreachable(self, member_id: int) -> None:

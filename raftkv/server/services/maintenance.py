@@ -20,6 +20,7 @@ import grpc
 
 from raftkv.raft.types import ConfChange, ConfChangeType, StateRole
 from raftkv.server.members import ALARM_ACTIVATE, encode_context
+from raftkv.server.node import NodeDriver
 from raftkv.server.services.cluster import EtcdError, Membership, answer
 from raftkv.server.services.kv import Header
 from raftkv.state import schema
@@ -103,7 +104,8 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
             header=self.header(), version=ETCD_VERSION, dbSize=size, dbSizeInUse=size,
             leader=raft.lead, raftIndex=raft.log.committed, raftTerm=raft.term,
             raftAppliedIndex=d.sm.applied_index, errors=errors,
-            isLearner=raft.id in raft.learners and raft.role is not StateRole.LEADER)
+            isLearner=raft.id in raft.learners and raft.role is not StateRole.LEADER,
+            raftkv_peers=_peer_status(d))
 
     async def MoveLeader(self, request: rpc_pb2.MoveLeaderRequest,
                          context: Ctx) -> rpc_pb2.MoveLeaderResponse:
@@ -219,6 +221,24 @@ def _op_writes(op: Any) -> bool:
     if kind == "request_txn":
         return _writes("/Txn", op.request_txn)
     return kind in ("request_put",)
+
+
+def _peer_status(d: NodeDriver) -> list[rpc_pb2.RaftkvPeerStatus]:
+    """raftkv's extension of StatusResponse: last contact with (and, on the leader, the
+    match index of) every other member."""
+    raft = d.raw.raft
+    now = asyncio.get_running_loop().time()
+    leader = raft.role is StateRole.LEADER
+    out = []
+    for mid in sorted(raft.prs):
+        if mid == raft.id:
+            continue
+        heard = d.last_heard.get(mid)
+        pr = raft.prs[mid]
+        out.append(rpc_pb2.RaftkvPeerStatus(
+            ID=mid, last_contact_ms=-1 if heard is None else int((now - heard) * 1000),
+            match_index=pr.match if leader else 0))
+    return out
 
 
 class NoSpaceGate(grpc.aio.ServerInterceptor):

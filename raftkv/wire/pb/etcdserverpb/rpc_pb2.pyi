@@ -634,7 +634,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("header", "version", "dbSize", "leader", "raftIndex", "raftTerm", "raftAppliedIndex", "errors", "dbSizeInUse", "isLearner", "storageVersion", "dbSizeQuota", "downgradeInfo")
+    __slots__ = ("header", "version", "dbSize", "leader", "raftIndex", "raftTerm", "raftAppliedIndex", "errors", "dbSizeInUse", "isLearner", "storageVersion", "dbSizeQuota", "downgradeInfo", "raftkv_peers")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DBSIZE_FIELD_NUMBER: _ClassVar[int]
@@ -648,6 +648,7 @@ class StatusResponse(_message.Message):
     STORAGEVERSION_FIELD_NUMBER: _ClassVar[int]
     DBSIZEQUOTA_FIELD_NUMBER: _ClassVar[int]
     DOWNGRADEINFO_FIELD_NUMBER: _ClassVar[int]
+    RAFTKV_PEERS_FIELD_NUMBER: _ClassVar[int]
     header: ResponseHeader
     version: str
     dbSize: int
@@ -661,7 +662,18 @@ class StatusResponse(_message.Message):
     storageVersion: str
     dbSizeQuota: int
     downgradeInfo: DowngradeInfo
-    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., version: _Optional[str] = ..., dbSize: _Optional[int] = ..., leader: _Optional[int] = ..., raftIndex: _Optional[int] = ..., raftTerm: _Optional[int] = ..., raftAppliedIndex: _Optional[int] = ..., errors: _Optional[_Iterable[str]] = ..., dbSizeInUse: _Optional[int] = ..., isLearner: _Optional[bool] = ..., storageVersion: _Optional[str] = ..., dbSizeQuota: _Optional[int] = ..., downgradeInfo: _Optional[_Union[DowngradeInfo, _Mapping]] = ...) -> None: ...
+    raftkv_peers: _containers.RepeatedCompositeFieldContainer[RaftkvPeerStatus]
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., version: _Optional[str] = ..., dbSize: _Optional[int] = ..., leader: _Optional[int] = ..., raftIndex: _Optional[int] = ..., raftTerm: _Optional[int] = ..., raftAppliedIndex: _Optional[int] = ..., errors: _Optional[_Iterable[str]] = ..., dbSizeInUse: _Optional[int] = ..., isLearner: _Optional[bool] = ..., storageVersion: _Optional[str] = ..., dbSizeQuota: _Optional[int] = ..., downgradeInfo: _Optional[_Union[DowngradeInfo, _Mapping]] = ..., raftkv_peers: _Optional[_Iterable[_Union[RaftkvPeerStatus, _Mapping]]] = ...) -> None: ...
+
+class RaftkvPeerStatus(_message.Message):
+    __slots__ = ("ID", "last_contact_ms", "match_index")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_CONTACT_MS_FIELD_NUMBER: _ClassVar[int]
+    MATCH_INDEX_FIELD_NUMBER: _ClassVar[int]
+    ID: int
+    last_contact_ms: int
+    match_index: int
+    def __init__(self, ID: _Optional[int] = ..., last_contact_ms: _Optional[int] = ..., match_index: _Optional[int] = ...) -> None: ...
 
 class DowngradeInfo(_message.Message):
     __slots__ = ("enabled", "targetVersion")
