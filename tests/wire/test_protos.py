@@ -389,7 +389,10 @@ EXPECTED_FIELDS: dict[str, str] = {
     " leader=4 uint64, raftIndex=5 uint64, raftTerm=6 uint64, raftAppliedIndex=7 uint64,"
     " errors=8 repeated string, dbSizeInUse=9 int64, isLearner=10 bool,"
     " storageVersion=11 string, dbSizeQuota=12 int64,"
-    " downgradeInfo=13 etcdserverpb.DowngradeInfo",
+    " downgradeInfo=13 etcdserverpb.DowngradeInfo,"
+    # raftkv's extension: a field number etcd never uses, and a message of its own
+    " raftkv_peers=1000 repeated etcdserverpb.RaftkvPeerStatus",
+    "etcdserverpb.RaftkvPeerStatus": "ID=1 uint64, last_contact_ms=2 int64, match_index=3 uint64",
     "etcdserverpb.DowngradeInfo": "enabled=1 bool, targetVersion=2 string",
     "etcdserverpb.DefragmentRequest": "",
     "etcdserverpb.DefragmentResponse": HEADER,
