@@ -1,0 +1,116 @@
+"""Local clusters for the benchmarks: a real 3-member etcd (Debian's ``etcd``) and a
+3-member raftkv, both real processes on loopback with fresh data directories, both with
+etcd's default timing (heartbeat 100 ms, election timeout 1000 ms). Every process started
+is stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from raftkv.wire.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc  # noqa: E402
+from tests.integration.procs import ProcCluster, free_ports  # noqa: E402
+
+HEARTBEAT_MS = "100"
+ELECTION_MS = "1000"
+ETCD_BIN = shutil.which("etcd") or "/usr/bin/etcd"
+
+
+def wait_serving(endpoints: list[str], timeout: float = 60.0) -> None:
+    """Until every endpoint answers a linearizable Range (a leader exists and it is in)."""
+    deadline = time.monotonic() + timeout
+    for ep in endpoints:
+        with grpc.insecure_channel(ep) as ch:
+            kv = rpc_pb2_grpc.KVStub(ch)  # type: ignore[no-untyped-call]
+            while True:
+                try:
+                    kv.Range(rpc_pb2.RangeRequest(key=b"probe"), timeout=2)
+                    break
+                except grpc.RpcError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{ep} did not serve within {timeout:g}s") from None
+                    time.sleep(0.1)
+
+
+class Etcd:
+    """A 3-member etcd 3.4 cluster (fsync on, as by default)."""
+
+    name = "etcd"
+
+    def __init__(self, root: Path, size: int = 3) -> None:
+        self.root = root / "etcd"
+        self.root.mkdir(parents=True)
+        ports = free_ports(2 * size)
+        self.endpoints = [f"127.0.0.1:{ports[2 * i]}" for i in range(size)]
+        self.peers = [f"http://127.0.0.1:{ports[2 * i + 1]}" for i in range(size)]
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        initial = ",".join(f"e{i + 1}={p}" for i, p in enumerate(self.peers))
+        for i, (ep, peer) in enumerate(zip(self.endpoints, self.peers, strict=True)):
+            name = f"e{i + 1}"
+            args = [ETCD_BIN, "--name", name, "--data-dir", str(self.root / name),
+                    "--listen-client-urls", f"http://{ep}", "--advertise-client-urls",
+                    f"http://{ep}", "--listen-peer-urls", peer,
+                    "--initial-advertise-peer-urls", peer, "--initial-cluster", initial,
+                    "--initial-cluster-state", "new", "--initial-cluster-token", "bench",
+                    "--heartbeat-interval", HEARTBEAT_MS, "--election-timeout", ELECTION_MS,
+                    "--logger", "zap", "--log-outputs", "stderr", "--log-level", "warn"]
+            with open(self.root / f"{name}.log", "ab") as log:
+                self.procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT))
+        wait_serving(self.endpoints)
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+class Raftkv:
+    """A 3-member raftkv cluster (tests/integration/procs.py), etcd's timing."""
+
+    name = "raftkv"
+
+    def __init__(self, root: Path, size: int = 3, flags: tuple[str, ...] = ()) -> None:
+        self.cluster = ProcCluster(root / "raftkv", size, flags=(
+            "--heartbeat-interval", HEARTBEAT_MS, "--election-timeout", ELECTION_MS, *flags))
+        self.endpoints = [m.endpoint for m in self.cluster.members]
+
+    def start(self) -> None:
+        self.cluster.start_all()
+        self.cluster.leader(timeout=60)
+        wait_serving(self.endpoints)
+
+    @property
+    def pids(self) -> list[int]:
+        return [m.proc.pid for m in self.cluster.members if m.proc is not None]
+
+    def stop(self) -> None:
+        self.cluster.stop_all()
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process (VmRSS), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
