@@ -17,8 +17,8 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from raftkv.wire.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc  # noqa: E402
-from tests.integration.procs import ProcCluster, free_ports  # noqa: E402
+from raftkv.wire.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from tests.integration.procs import ProcCluster, free_ports
 
 HEARTBEAT_MS = "100"
 ELECTION_MS = "1000"

@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.clusters import Etcd, Raftkv  # noqa: E402
-from raftkv.bench import BenchConfig, BenchResult, run  # noqa: E402
+from benchmarks.clusters import Etcd, Raftkv
+from raftkv.bench import BenchConfig, BenchResult, run
 
 
 @dataclass(frozen=True)
