@@ -134,7 +134,7 @@ def main() -> int:
     runs: dict[str, dict[str, list[BenchResult]]] = {c.label: {"etcd": [], "raftkv": []}
                                                       for c in cases}
     with tempfile.TemporaryDirectory(prefix="raftkv-compare-") as tmp:
-        systems = [Etcd(Path(tmp)), Raftkv(Path(tmp))]
+        systems: list[Etcd | Raftkv] = [Etcd(Path(tmp)), Raftkv(Path(tmp))]
         try:
             for s in systems:
                 s.start()
