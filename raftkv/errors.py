@@ -3,16 +3,34 @@
 Every error raftkv raises on purpose derives from :class:`RaftKVError`::
 
     RaftKVError
-    ├── ConfigError            a configuration value is invalid (names the value and the fix)
-    ├── InvalidRequestError    a request is malformed (empty key, too many txn ops, ...)
-    ├── NotLeaderError         this member is not the leader (carries a leader hint)
-    ├── UnavailableError       no leader / no quorum / shutting down; safe to retry reads
-    ├── CompactedError         the requested revision has been compacted
-    ├── LeaseNotFoundError     the lease does not exist (expired or revoked)
-    └── LockLostError          a held lock's key disappeared (lease lost or deleted)
+    ├── ConfigError               a configuration value is invalid (names the value and the fix)
+    ├── InvalidRequestError       a request is malformed (empty key, too many txn ops, ...)
+    ├── UnavailableError          no leader / no quorum / member down / stopping: retried
+    │   │                         automatically where safe, raised when the deadline passes
+    │   ├── NotLeaderError        this member is not the leader (carries a leader hint)
+    │   ├── DeadlineExceededError the call's deadline passed
+    │   └── OutcomeUnknownError   a write failed in a way that leaves unknown whether it was
+    │                             applied (only against servers that do not de-duplicate)
+    ├── CompactedError            the requested revision has been compacted
+    ├── FutureRevisionError       the requested revision is above the current revision
+    ├── LeaseNotFoundError        the lease does not exist (expired or revoked)
+    ├── LeaseExistsError          a lease with the requested id already exists
+    ├── LeaseTTLTooLargeError     the requested TTL is above etcd's maximum
+    ├── LeaseLostError            a lease this client kept alive has expired or was revoked
+    ├── LockLostError             a held lock's key disappeared (lease lost or key deleted)
+    ├── NoLeaderElectedError      an election has no leader (etcd "election: no leader")
+    ├── NotElectedError           this campaign is not the leader ("election: not leader")
+    ├── ConflictError             an STM function kept conflicting until it ran out of retries
+    ├── NoSpaceError              the backend quota is exhausted ("database space exceeded")
+    ├── PermissionDeniedError     authentication / authorisation refused the request
+    ├── ClusterError              a membership request was refused (member not found, ...)
+    ├── WatchCanceledError        the server cancelled a watch for another reason
+    └── ClosedError               the client was closed
 
 A transaction whose compare fails is a *result*, not an error. The pure Raft core has its
-own internal sentinels in :mod:`raftkv.raft.errors`; the server maps them onto this tree.
+own internal sentinels in :mod:`raftkv.raft.errors`; the server maps them onto this tree and
+the client maps gRPC statuses back onto it (:mod:`raftkv.client._errors`). Errors raised by
+the client carry the gRPC status name in :attr:`RaftKVError.grpc_code` (``None`` otherwise).
 """
 
 from __future__ import annotations
@@ -20,6 +38,9 @@ from __future__ import annotations
 
 class RaftKVError(Exception):
     """Base class of every error raftkv raises on purpose."""
+
+    grpc_code: str | None = None
+    """The gRPC status code name (``"UNAVAILABLE"``) of the status this error came from."""
 
 
 class ConfigError(RaftKVError, ValueError):
@@ -30,7 +51,11 @@ class InvalidRequestError(RaftKVError, ValueError):
     """A client request is malformed."""
 
 
-class NotLeaderError(RaftKVError):
+class UnavailableError(RaftKVError):
+    """The cluster cannot serve the request now (no leader, no quorum, stopping)."""
+
+
+class NotLeaderError(UnavailableError):
     """This member is not the leader.
 
     Attributes:
@@ -42,8 +67,14 @@ class NotLeaderError(RaftKVError):
         self.leader_hint = leader_hint
 
 
-class UnavailableError(RaftKVError):
-    """The cluster cannot serve the request now (no leader, no quorum, stopping)."""
+class DeadlineExceededError(UnavailableError, TimeoutError):
+    """The call did not complete before its deadline (retries included)."""
+
+
+class OutcomeUnknownError(UnavailableError):
+    """A write failed after it may have reached the server, and the server does not
+    de-duplicate retried requests (etcd), so it was not retried: it may or may not have
+    been applied. Read the keys to find out."""
 
 
 class CompactedError(RaftKVError):
@@ -55,9 +86,67 @@ class CompactedError(RaftKVError):
         self.compact_revision = compact_revision
 
 
+class FutureRevisionError(RaftKVError):
+    """The requested revision is greater than the store's current revision."""
+
+    def __init__(self, message: str = "mvcc: required revision is a future revision") -> None:
+        super().__init__(message)
+
+
 class LeaseNotFoundError(RaftKVError):
     """The lease does not exist (it expired or was revoked)."""
 
 
+class LeaseExistsError(RaftKVError):
+    """A lease with the requested id already exists."""
+
+    def __init__(self, message: str = "etcdserver: lease already exists") -> None:
+        super().__init__(message)
+
+
+class LeaseTTLTooLargeError(RaftKVError):
+    """The requested lease TTL exceeds etcd's maximum (9,000,000,000 s)."""
+
+    def __init__(self, message: str = "etcdserver: too large lease TTL") -> None:
+        super().__init__(message)
+
+
+class LeaseLostError(RaftKVError):
+    """A lease this client kept alive expired or was revoked: every key attached to it is
+    gone, and so is any lock or leadership held through it."""
+
+
 class LockLostError(RaftKVError):
-    """A lock this client held has been lost."""
+    """A lock this client held has been lost (its key is gone or was re-created)."""
+
+
+class NoLeaderElectedError(RaftKVError):
+    """The election has no leader (etcd ``election: no leader``)."""
+
+
+class NotElectedError(RaftKVError):
+    """The campaign is not (or no longer) the election's leader (``election: not leader``)."""
+
+
+class ConflictError(RaftKVError):
+    """An STM function conflicted with concurrent writers on every attempt."""
+
+
+class NoSpaceError(RaftKVError):
+    """The backend quota is exhausted (``etcdserver: mvcc: database space exceeded``)."""
+
+
+class PermissionDeniedError(RaftKVError):
+    """Authentication or authorisation refused the request."""
+
+
+class ClusterError(RaftKVError):
+    """A membership request was refused (member not found, peer URL exists, ...)."""
+
+
+class WatchCanceledError(RaftKVError):
+    """The server cancelled a watch for a reason other than compaction."""
+
+
+class ClosedError(RaftKVError):
+    """The client (or the object it produced) was closed."""

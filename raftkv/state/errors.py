@@ -1,7 +1,8 @@
 """Errors raised by the replicated state machine, beyond :mod:`raftkv.errors`.
 
-Client-visible conditions that :mod:`raftkv.errors` has no class for are subclassed here so
-that the wire layer can map each to its own gRPC status code::
+The state machine raises these, plus classes of :mod:`raftkv.errors` (the client-visible
+ones -- ``FutureRevisionError``, ``LeaseExistsError``, ``LeaseTTLTooLargeError`` -- are
+defined there, so that clients catch the same classes, and re-exported here)::
 
     RaftKVError
     ├── InvalidRequestError
@@ -19,7 +20,12 @@ text without the ``etcdserver:`` prefix; the wire layer adds the prefix, as etcd
 
 from __future__ import annotations
 
-from raftkv.errors import InvalidRequestError, RaftKVError
+from raftkv.errors import (  # defined there so that clients can catch them too
+    FutureRevisionError,
+    InvalidRequestError,
+    LeaseExistsError,
+    LeaseTTLTooLargeError,
+)
 
 MSG_COMPACTED = "mvcc: required revision has been compacted"
 MSG_FUTURE_REV = "mvcc: required revision is a future revision"
@@ -33,26 +39,13 @@ MSG_LEASE_NOT_FOUND = "etcdserver: requested lease not found"
 MSG_LEASE_EXISTS = "etcdserver: lease already exists"
 MSG_LEASE_TTL_TOO_LARGE = "etcdserver: too large lease TTL"
 
-
-class FutureRevisionError(RaftKVError):
-    """The requested revision is greater than the store's current revision."""
-
-    def __init__(self, message: str = MSG_FUTURE_REV) -> None:
-        super().__init__(message)
-
-
-class LeaseExistsError(RaftKVError):
-    """A lease with the requested id already exists."""
-
-    def __init__(self, message: str = MSG_LEASE_EXISTS) -> None:
-        super().__init__(message)
-
-
-class LeaseTTLTooLargeError(RaftKVError):
-    """The requested lease TTL exceeds etcd's maximum (9,000,000,000 s)."""
-
-    def __init__(self, message: str = MSG_LEASE_TTL_TOO_LARGE) -> None:
-        super().__init__(message)
+__all__ = [
+    "ApplyError",
+    "FutureRevisionError",
+    "LeaseExistsError",
+    "LeaseTTLTooLargeError",
+    "StaleRequestError",
+]
 
 
 class StaleRequestError(InvalidRequestError):
