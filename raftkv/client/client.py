@@ -1,0 +1,387 @@
+"""``Client``: the asyncio client of raftkv (and of any etcd v3 server).
+
+Every call goes through one :class:`~raftkv.client._transport.Transport` (real gRPC to
+several members by default), maps failures onto :mod:`raftkv.errors` in one place
+(:mod:`raftkv.client._errors`) and is retried by one policy (:mod:`raftkv.client.retry`)
+only where that is safe. Writes carry a request id (gRPC metadata ``raftkv-request-id``)
+that raftkv de-duplicates, so a write retried after a leader change or a member loss is
+applied once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import grpc
+
+from raftkv.client import _errors, retry
+from raftkv.client._admin import AdminMixin
+from raftkv.client._transport import (
+    DEDUP_KEY,
+    PROBE_KEY,
+    REQUEST_ID_KEY,
+    TLS,
+    Failover,
+    GrpcTransport,
+    Transport,
+)
+from raftkv.client.retry import Deadline, RetryPolicy
+from raftkv.client.txn import Txn, _range_end
+from raftkv.client.types import (
+    DeleteResponse,
+    Header,
+    KeyLike,
+    KeyValue,
+    LeaseGrant,
+    LeaseTimeToLive,
+    PutResponse,
+    RangeResponse,
+    TxnResponse,
+    prefix_end,
+    to_bytes,
+)
+from raftkv.errors import ClosedError, OutcomeUnknownError, RaftKVError, UnavailableError
+from raftkv.wire.pb.etcdserverpb import rpc_pb2
+
+if TYPE_CHECKING:
+    from raftkv.client.election import Election
+    from raftkv.client.lease import Lease
+    from raftkv.client.lock import Lock
+    from raftkv.client.stm import STM, Isolation
+    from raftkv.client.watch import Watch
+
+T = TypeVar("T")
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT: Any = _Default()
+"""``timeout=DEFAULT``: the client's default deadline (``RetryPolicy.deadline_s``)."""
+
+_SORT_ORDER = {None: rpc_pb2.RangeRequest.NONE, "ascend": rpc_pb2.RangeRequest.ASCEND,
+               "descend": rpc_pb2.RangeRequest.DESCEND}
+_SORT_TARGET = {"key": rpc_pb2.RangeRequest.KEY, "version": rpc_pb2.RangeRequest.VERSION,
+                "create": rpc_pb2.RangeRequest.CREATE, "mod": rpc_pb2.RangeRequest.MOD,
+                "value": rpc_pb2.RangeRequest.VALUE}
+
+
+class Client(AdminMixin):
+    """An asyncio client for a raftkv (or etcd v3) cluster.
+
+    Example::
+
+        async with Client("127.0.0.1:2379,127.0.0.1:22379") as client:
+            await client.put("greeting", "hello")
+            kv = await client.get("greeting")        # KeyValue | None
+
+    Args:
+        endpoints: ``"host:port,host:port"``, a list, or ``http(s)://`` URLs. Calls stick
+            to one member and fail over to the next on UNAVAILABLE or a lost connection.
+        timeout: the default overall deadline of a call, retries included (``None``: none);
+            every call also takes its own ``timeout=``.
+        tls: TLS settings (``https://`` endpoints turn TLS on with the system roots).
+        retry: the retry policy (``RetryPolicy.never()`` disables retries).
+    """
+
+    def __init__(self, endpoints: str | Sequence[str] = "127.0.0.1:2379", *,
+                 timeout: float | None = 30.0, tls: TLS | None = None,
+                 retry: RetryPolicy | None = None) -> None:
+        self._init(GrpcTransport(endpoints, tls=tls), timeout, retry)
+
+    @classmethod
+    def from_transport(cls, transport: Transport, *, timeout: float | None = 30.0,
+                       retry: RetryPolicy | None = None) -> Client:
+        """A client whose calls all go through ``transport`` (see
+        :mod:`raftkv.client._transport` for the shape it must have)."""
+        self = cls.__new__(cls)
+        self._init(transport, timeout, retry)
+        return self
+
+    def _init(self, transport: Transport, timeout: float | None,
+              policy: RetryPolicy | None) -> None:
+        self._t: Transport = transport
+        self._retry = policy if policy is not None else RetryPolicy()
+        self._timeout = timeout
+        self.client_id = secrets.randbits(63) or 1
+        """Identifies this client's writes to the server's de-duplication table."""
+        self._seq = itertools.count(1)
+        self._closed = False
+        self._dedup: bool | None = getattr(transport, "deduplicates", None)
+        self._closers: set[Callable[[], Awaitable[None]]] = set()
+
+    @property
+    def transport(self) -> Transport:
+        return self._t
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop background work (keep-alives, watches) and close the connections."""
+        if self._closed:
+            return
+        self._closed = True
+        for closer in list(self._closers):
+            with contextlib.suppress(RaftKVError, grpc.RpcError):
+                await closer()
+        close = getattr(self._t, "close", None)
+        if close is not None:
+            await close()
+
+    def _on_close(self, closer: Callable[[], Awaitable[None]]) -> Callable[[], None]:
+        """Run ``closer`` on :meth:`close`; returns the function that unregisters it."""
+        self._closers.add(closer)
+        return lambda: self._closers.discard(closer)
+
+    # -- the one call path ---------------------------------------------------------------
+    def _generation(self) -> int:
+        return self._t.generation if isinstance(self._t, Failover) else 0
+
+    def _failover(self, generation: int) -> None:
+        if isinstance(self._t, Failover):
+            self._t.failover(generation)
+
+    def _deadline(self, timeout: float | None) -> Deadline:
+        return Deadline(self._timeout if timeout is DEFAULT else timeout)
+
+    def _map(self, exc: grpc.RpcError, generation: int) -> RaftKVError:
+        """The raftkv error for a failed call; fails over first if the member is unusable."""
+        err = _errors.from_rpc_error(exc)
+        if isinstance(err, UnavailableError):
+            self._failover(generation)
+        return err
+
+    async def _call(self, service: str, method: str, request: Any, *, write: bool = False,
+                    timeout: float | None = DEFAULT, blocking: bool = False) -> Any:
+        """One unary call with failover, error mapping and (safe) retries.
+
+        Args:
+            write: the call changes state: it carries a request id when the server
+                de-duplicates, and is retried only then (or when it surely was not sent).
+            blocking: the call may legitimately wait long (Lock, Campaign): no per-attempt
+                timeout below the overall deadline.
+        """
+        if self._closed:
+            raise ClosedError("raftkv: the client is closed")
+        deadline = self._deadline(timeout)
+        metadata: tuple[tuple[str, str], ...] | None = None
+        dedup = False
+        if write and self._retry.max_attempts != 1:
+            dedup = await self._deduplicates(deadline)
+            if dedup:
+                metadata = ((REQUEST_ID_KEY, f"{self.client_id:x}-{next(self._seq)}"),)
+        cap = None if blocking else self._retry.attempt_timeout_s
+
+        async def attempt() -> Any:
+            generation = self._generation()
+            stub = getattr(self._t, service)
+            try:
+                return await getattr(stub, method)(request, timeout=deadline.attempt_timeout(cap),
+                                                   metadata=metadata)
+            except grpc.RpcError as exc:
+                err = self._map(exc, generation)
+            if write and not dedup and isinstance(err, UnavailableError) \
+                    and not _errors.never_sent(err):
+                unknown = OutcomeUnknownError(f"raftkv: {method} may or may not have been "
+                                              f"applied: {err}")
+                unknown.grpc_code = err.grpc_code
+                raise unknown from err
+            raise err
+
+        return await retry.run(self._retry, deadline, attempt)
+
+    async def _deduplicates(self, deadline: Deadline) -> bool:
+        """Whether the server de-duplicates request ids (asked once, with a read)."""
+        if self._dedup is None:
+            request = rpc_pb2.RangeRequest(key=b"\0", serializable=True, keys_only=True)
+
+            async def probe() -> bool:
+                generation = self._generation()
+                try:
+                    call = self._t.kv.Range(request, timeout=deadline.attempt_timeout(
+                        self._retry.attempt_timeout_s), metadata=((PROBE_KEY, "dedup"),))
+                    await call
+                    trailing = getattr(call, "trailing_metadata", None)
+                    md = await trailing() if trailing is not None else ()
+                except grpc.RpcError as exc:
+                    raise self._map(exc, generation) from None
+                return any(k == DEDUP_KEY and v == "1" for k, v in (md or ()))
+
+            self._dedup = await retry.run(self._retry, deadline, probe)
+        return self._dedup
+
+    # -- KV ------------------------------------------------------------------------------
+    async def get(self, key: KeyLike, *, revision: int = 0, serializable: bool = False,
+                  timeout: float | None = DEFAULT) -> KeyValue | None:
+        """The key's value and metadata, or ``None`` if it does not exist (at ``revision``,
+        0: now). ``serializable`` reads the member's local state (may be stale, faster)."""
+        r = await self.range(key, revision=revision, serializable=serializable,
+                             timeout=timeout)
+        return r.kvs[0] if r.kvs else None
+
+    async def get_prefix(self, prefix: KeyLike, **options: Any) -> RangeResponse:
+        """Every key starting with ``prefix`` (options as :meth:`range`)."""
+        return await self.range(prefix, prefix=True, **options)
+
+    async def get_all(self, **options: Any) -> RangeResponse:
+        """Every key (options as :meth:`range`)."""
+        return await self.range(b"\0", range_end=b"\0", **options)
+
+    async def range(self, key: KeyLike, range_end: KeyLike | None = None, *,
+                    prefix: bool = False, limit: int = 0, revision: int = 0,
+                    sort_order: str | None = None, sort_target: str = "key",
+                    serializable: bool = False, keys_only: bool = False,
+                    count_only: bool = False, min_mod_revision: int = 0,
+                    max_mod_revision: int = 0, min_create_revision: int = 0,
+                    max_create_revision: int = 0,
+                    timeout: float | None = DEFAULT) -> RangeResponse:
+        """Read a key, a range ``[key, range_end)`` or a prefix, with etcd's options.
+
+        ``sort_order`` is ``None``, ``"ascend"`` or ``"descend"``; ``sort_target`` one of
+        ``key version create mod value``. ``limit`` 0 means no limit.
+        """
+        if sort_order not in _SORT_ORDER or sort_target not in _SORT_TARGET:
+            raise ValueError(f"sort_order {sort_order!r} / sort_target {sort_target!r}: "
+                             f"use {list(_SORT_ORDER)} / {list(_SORT_TARGET)}")
+        k = to_bytes(key)
+        req = rpc_pb2.RangeRequest(
+            key=k, range_end=_range_end(k, prefix, range_end), limit=limit,
+            revision=revision, sort_order=_SORT_ORDER[sort_order],
+            sort_target=_SORT_TARGET[sort_target], serializable=serializable,
+            keys_only=keys_only, count_only=count_only, min_mod_revision=min_mod_revision,
+            max_mod_revision=max_mod_revision, min_create_revision=min_create_revision,
+            max_create_revision=max_create_revision)
+        return RangeResponse.from_pb(await self._call("kv", "Range", req, timeout=timeout))
+
+    async def put(self, key: KeyLike, value: KeyLike, *, lease: int = 0, prev_kv: bool = False,
+                  ignore_value: bool = False, ignore_lease: bool = False,
+                  timeout: float | None = DEFAULT) -> PutResponse:
+        """Set ``key`` to ``value`` (attached to ``lease``, 0: none)."""
+        req = rpc_pb2.PutRequest(key=to_bytes(key), value=to_bytes(value, "value"),
+                                 lease=lease, prev_kv=prev_kv, ignore_value=ignore_value,
+                                 ignore_lease=ignore_lease)
+        return PutResponse.from_pb(await self._call("kv", "Put", req, write=True,
+                                                    timeout=timeout))
+
+    async def delete(self, key: KeyLike, *, prev_kv: bool = False,
+                     timeout: float | None = DEFAULT) -> DeleteResponse:
+        """Delete one key (``deleted`` is 0 if it did not exist)."""
+        return await self.delete_range(key, prev_kv=prev_kv, timeout=timeout)
+
+    async def delete_prefix(self, prefix: KeyLike, *, prev_kv: bool = False,
+                            timeout: float | None = DEFAULT) -> DeleteResponse:
+        """Delete every key starting with ``prefix``."""
+        p = to_bytes(prefix)
+        return await self.delete_range(p, prefix_end(p), prev_kv=prev_kv, timeout=timeout)
+
+    async def delete_range(self, key: KeyLike, range_end: KeyLike | None = None, *,
+                           prev_kv: bool = False,
+                           timeout: float | None = DEFAULT) -> DeleteResponse:
+        """Delete ``key``, or the keys of ``[key, range_end)``."""
+        k = to_bytes(key)
+        req = rpc_pb2.DeleteRangeRequest(key=k, range_end=_range_end(k, False, range_end),
+                                         prev_kv=prev_kv)
+        return DeleteResponse.from_pb(await self._call("kv", "DeleteRange", req, write=True,
+                                                       timeout=timeout))
+
+    async def compact(self, revision: int, *, physical: bool = False,
+                      timeout: float | None = DEFAULT) -> Header:
+        """Drop the history below ``revision`` (watches and reads before it then fail
+        with :class:`~raftkv.errors.CompactedError`)."""
+        req = rpc_pb2.CompactionRequest(revision=revision, physical=physical)
+        r = await self._call("kv", "Compact", req, write=True, timeout=timeout)
+        return Header.from_pb(r.header)
+
+    def txn(self) -> Txn:
+        """A new transaction builder bound to this client (see :mod:`raftkv.client.txn`)."""
+        return Txn(committer=self._commit)
+
+    async def _commit(self, txn: Txn, timeout: float | None = DEFAULT) -> TxnResponse:
+        r = await self._call("kv", "Txn", txn.to_pb(), write=not txn.read_only,
+                             timeout=timeout)
+        return TxnResponse.from_pb(r)
+
+    async def stm(self, fn: Callable[[STM], Awaitable[T]], *,
+                  isolation: Isolation = "serializable", retries: int = 50,
+                  prefetch: Sequence[KeyLike] = ()) -> T:
+        """Run ``fn`` as an optimistic read-modify-write transaction (see
+        :func:`raftkv.client.stm.run_stm`)."""
+        from raftkv.client.stm import run_stm
+        return await run_stm(self, fn, isolation=isolation, retries=retries,
+                             prefetch=prefetch)
+
+    # -- leases --------------------------------------------------------------------------
+    async def grant(self, ttl: int, *, id: int = 0,
+                    timeout: float | None = DEFAULT) -> LeaseGrant:
+        """Grant a lease of ``ttl`` seconds (the server may raise it to its minimum)."""
+        r = await self._call("lease", "LeaseGrant", rpc_pb2.LeaseGrantRequest(TTL=ttl, ID=id),
+                             write=True, timeout=timeout)
+        return LeaseGrant(Header.from_pb(r.header), r.ID, r.TTL)
+
+    async def revoke(self, lease_id: int, *, timeout: float | None = DEFAULT) -> Header:
+        """Revoke a lease: delete it and every key attached to it."""
+        r = await self._call("lease", "LeaseRevoke", rpc_pb2.LeaseRevokeRequest(ID=lease_id),
+                             write=True, timeout=timeout)
+        return Header.from_pb(r.header)
+
+    async def time_to_live(self, lease_id: int, *, keys: bool = False,
+                           timeout: float | None = DEFAULT) -> LeaseTimeToLive:
+        """The remaining TTL of a lease (``ttl == -1``: it does not exist)."""
+        req = rpc_pb2.LeaseTimeToLiveRequest(ID=lease_id, keys=keys)
+        r = await self._call("lease", "LeaseTimeToLive", req, timeout=timeout)
+        return LeaseTimeToLive(Header.from_pb(r.header), r.ID, r.TTL, r.grantedTTL,
+                               tuple(r.keys))
+
+    async def leases(self, *, timeout: float | None = DEFAULT) -> tuple[int, ...]:
+        """Every lease id."""
+        r = await self._call("lease", "LeaseLeases", rpc_pb2.LeaseLeasesRequest(),
+                             timeout=timeout)
+        return tuple(s.ID for s in r.leases)
+
+    def lease(self, ttl: int = 10, *, id: int = 0) -> Lease:
+        """A lease kept alive in the background while ``async with`` it (see
+        :class:`raftkv.client.lease.Lease`)."""
+        from raftkv.client.lease import Lease
+        return Lease(self, ttl, lease_id=id)
+
+    # -- recipes -------------------------------------------------------------------------
+    def lock(self, name: KeyLike, *, ttl: int = 10, timeout: float | None = None) -> Lock:
+        """A distributed lock with a fencing token (see :class:`raftkv.client.lock.Lock`)."""
+        from raftkv.client.lock import Lock
+        return Lock(self, to_bytes(name, "lock name"), ttl=ttl, timeout=timeout)
+
+    def election(self, name: KeyLike, *, ttl: int = 10) -> Election:
+        """A leader election (see :class:`raftkv.client.election.Election`)."""
+        from raftkv.client.election import Election
+        return Election(self, to_bytes(name, "election name"), ttl=ttl)
+
+    def watch(self, key: KeyLike, range_end: KeyLike | None = None, *, prefix: bool = False,
+              start_revision: int = 0, prev_kv: bool = False, no_put: bool = False,
+              no_delete: bool = False, progress_notify: bool = False) -> Watch:
+        """Watch a key, range or prefix: ``async for event in client.watch(...)`` (see
+        :class:`raftkv.client.watch.Watch`)."""
+        from raftkv.client.watch import Watch
+        k = to_bytes(key)
+        return Watch(self, k, _range_end(k, prefix, range_end), start_revision=start_revision,
+                     prev_kv=prev_kv, no_put=no_put, no_delete=no_delete,
+                     progress_notify=progress_notify)
+
+    # -- streams (for the recipes) -------------------------------------------------------
+    def _open_stream(self, service: str, method: str,
+                     requests: AsyncIterator[Any] | Any) -> tuple[Any, int]:
+        """Open a streaming call on the current member; returns it and its generation."""
+        if self._closed:
+            raise ClosedError("raftkv: the client is closed")
+        generation = self._generation()
+        return getattr(getattr(self._t, service), method)(requests), generation

@@ -1,0 +1,158 @@
+"""``SyncClient``: the synchronous facade. It holds no client logic of its own: it runs an
+async :class:`~raftkv.client.Client` on a private event loop in a daemon thread and
+forwards every call to it generically::
+
+    with SyncClient("127.0.0.1:2379") as client:
+        client.put("k", "v")
+        with client.lock("job", ttl=5) as lock:
+            lock.put("owner", "me")
+        for event in client.watch("k"):
+            ...
+
+Coroutines are run to completion; async context managers become context managers, async
+iterators become iterators, and the client's objects (Lock, Lease, Txn, Watch, ...) come
+back wrapped the same way. Results (KeyValue, TxnResponse, ...) are the same frozen
+dataclasses. :meth:`SyncClient.stm` takes a plain function and runs it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from typing import Any, TypeVar
+
+from raftkv.client.client import Client
+from raftkv.client.stm import STM, Isolation
+from raftkv.client.types import KeyLike
+
+T = TypeVar("T")
+
+
+class _Loop:
+    """An event loop running in a daemon thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="raftkv-sync",
+                                       daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if threading.current_thread() is self.thread:
+            raise RuntimeError("a SyncClient call cannot be made from its own event loop")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+def _wrap(value: Any, loop: _Loop) -> Any:
+    if inspect.iscoroutine(value):
+        return _wrap(loop.run(value), loop)
+    if inspect.isasyncgen(value) or getattr(type(value), "_sync_proxy", False):
+        return _Proxy(value, loop)
+    if callable(value) and (inspect.ismethod(value) or inspect.isfunction(value)):
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return _wrap(value(*args, **kwargs), loop)
+        call.__doc__ = value.__doc__
+        return call
+    return value
+
+
+class _Proxy:
+    """A client object seen synchronously."""
+
+    def __init__(self, target: Any, loop: _Loop) -> None:
+        self._target = target
+        self._loop = loop
+
+    def __getattr__(self, name: str) -> Any:
+        return _wrap(getattr(self._target, name), self._loop)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("_target", "_loop"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._target, name, value)
+
+    def __enter__(self) -> Any:
+        self._loop.run(self._target.__aenter__())
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._loop.run(self._target.__aexit__(*exc))
+
+    def __iter__(self) -> Iterator[Any]:
+        it = self._target.__aiter__()
+
+        async def step() -> tuple[bool, Any]:
+            try:
+                return True, await it.__anext__()
+            except StopAsyncIteration:
+                return False, None
+
+        while True:
+            ok, item = self._loop.run(step())
+            if not ok:
+                return
+            yield item
+
+    def __repr__(self) -> str:
+        return f"Sync({self._target!r})"
+
+
+class SyncClient:
+    """The synchronous :class:`~raftkv.client.Client` (same methods, same arguments)."""
+
+    def __init__(self, endpoints: str | Sequence[str] = "127.0.0.1:2379",
+                 **options: Any) -> None:
+        self._loop = _Loop()
+
+        async def make() -> Client:
+            return Client(endpoints, **options)
+
+        self._client = self._loop.run(make())
+
+    @classmethod
+    def from_client_factory(cls, factory: Callable[[], Client]) -> SyncClient:
+        """A facade over the client ``factory()`` builds on the private loop (for example
+        ``lambda: Client.from_transport(transport)``)."""
+        self = cls.__new__(cls)
+        self._loop = _Loop()
+
+        async def make() -> Client:
+            return factory()
+
+        self._client = self._loop.run(make())
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        return _wrap(getattr(self._client, name), self._loop)
+
+    def stm(self, fn: Callable[[Any], T], *, isolation: Isolation = "serializable",
+            retries: int = 50, prefetch: Sequence[KeyLike] = ()) -> T:
+        """:meth:`Client.stm` with a plain function ``fn(stm)``; ``stm.get`` returns
+        values directly."""
+        loop = self._loop
+
+        async def afn(stm: STM) -> T:
+            return await asyncio.to_thread(fn, _Proxy(stm, loop))
+
+        return loop.run(self._client.stm(afn, isolation=isolation, retries=retries,
+                                         prefetch=prefetch))
+
+    def close(self) -> None:
+        try:
+            self._loop.run(self._client.close())
+        finally:
+            self._loop.stop()
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

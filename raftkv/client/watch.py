@@ -1,0 +1,167 @@
+"""``Watch``: an async iterator over the changes to a key, range or prefix::
+
+    async with client.watch("jobs/", prefix=True, start_revision=rev) as events:
+        async for event in events:
+            print(event.type, event.key, event.value, event.revision)
+
+A broken stream (the member died, a connection dropped) is re-opened -- on another member
+if need be -- from the revision after the last one delivered, so the caller sees every
+change exactly once and in revision order. If that revision has been compacted meanwhile,
+iteration raises :class:`~raftkv.errors.CompactedError` (with ``compact_revision``): the
+caller must re-read the state and watch again from the current revision. Leaving the
+``async with`` block (or :meth:`Watch.cancel`) cancels the watch on the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from raftkv.client.types import Event
+from raftkv.errors import CompactedError, UnavailableError, WatchCanceledError
+from raftkv.wire.pb.etcdserverpb import rpc_pb2
+
+if TYPE_CHECKING:
+    from raftkv.client.client import Client
+
+
+class Watch:
+    """An async iterator of :class:`~raftkv.client.types.Event` (see the module docstring).
+
+    Attributes:
+        next_revision: the revision the watch resumes from (after the last event seen).
+        reconnects: how many times the stream was re-opened.
+    """
+
+    _sync_proxy = True
+
+    def __init__(self, client: Client, key: bytes, range_end: bytes, *,
+                 start_revision: int = 0, prev_kv: bool = False, no_put: bool = False,
+                 no_delete: bool = False, progress_notify: bool = False) -> None:
+        self._client = client
+        self._key, self._range_end = key, range_end
+        self._filters = [f for f, on in ((rpc_pb2.WatchCreateRequest.NOPUT, no_put),
+                                         (rpc_pb2.WatchCreateRequest.NODELETE, no_delete))
+                         if on]
+        self._prev_kv = prev_kv
+        self._progress_notify = progress_notify
+        self.next_revision = start_revision
+        self.reconnects = -1
+        self._pending: collections.deque[Event] = collections.deque()
+        self._call: Any = None
+        self._iter: Any = None
+        self._generation = 0
+        self._outbox: asyncio.Queue[rpc_pb2.WatchRequest | None] = asyncio.Queue()
+        self._watch_id = 0
+        self._closed = False
+        self._unregister = client._on_close(self.cancel)
+
+    # -- iteration -----------------------------------------------------------------------
+    def __aiter__(self) -> Watch:
+        return self
+
+    async def __anext__(self) -> Event:
+        backoff = 0.05
+        while not self._pending:
+            if self._closed:
+                raise StopAsyncIteration
+            try:
+                if self._call is None:
+                    await self._connect()
+                await self._receive()
+                backoff = 0.05
+            except UnavailableError:
+                self._drop_stream()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+        return self._pending.popleft()
+
+    async def _connect(self) -> None:
+        """Open a stream and create the watch from :attr:`next_revision`."""
+        self.reconnects += 1
+        outbox: asyncio.Queue[rpc_pb2.WatchRequest | None] = asyncio.Queue()
+        self._outbox = outbox
+        create = rpc_pb2.WatchCreateRequest(
+            key=self._key, range_end=self._range_end, start_revision=self.next_revision,
+            prev_kv=self._prev_kv, progress_notify=self._progress_notify,
+            filters=self._filters)
+        outbox.put_nowait(rpc_pb2.WatchRequest(create_request=create))
+
+        async def requests() -> AsyncIterator[rpc_pb2.WatchRequest]:
+            while (req := await outbox.get()) is not None:
+                yield req
+
+        self._call, self._generation = self._client._open_stream("watch", "Watch", requests())
+        self._iter = self._call.__aiter__()
+
+    async def _receive(self) -> None:
+        """Read one response; queue its new events."""
+        try:
+            resp = await self._iter.__anext__()
+        except StopAsyncIteration:
+            raise UnavailableError("watch stream ended") from None
+        except grpc.RpcError as exc:
+            err = self._client._map(exc, self._generation)
+            raise err from None
+        if resp.created:
+            self._watch_id = resp.watch_id
+            if not self.next_revision and not resp.canceled:
+                self.next_revision = resp.header.revision + 1
+        if resp.canceled:
+            self._on_canceled(resp)
+            return
+        for pb in resp.events:
+            ev = Event.from_pb(pb)
+            if ev.kv.mod_revision >= self.next_revision:  # never twice, even on replay
+                self._pending.append(ev)
+        if self._pending:
+            self.next_revision = self._pending[-1].kv.mod_revision + 1
+
+    def _on_canceled(self, resp: rpc_pb2.WatchResponse) -> None:
+        self._drop_stream()
+        if self._closed:
+            return
+        if resp.compact_revision:
+            self._closed = True
+            raise CompactedError(f"etcdserver: mvcc: required revision has been compacted "
+                                 f"(watch from {self.next_revision}, compacted at "
+                                 f"{resp.compact_revision})",
+                                 compact_revision=resp.compact_revision)
+        if "no leader" in resp.cancel_reason or not resp.cancel_reason:
+            raise UnavailableError(resp.cancel_reason or "watch cancelled")
+        self._closed = True
+        raise WatchCanceledError(f"raftkv: watch cancelled by the server: {resp.cancel_reason}")
+
+    def _drop_stream(self) -> None:
+        if self._call is not None:
+            self._outbox.put_nowait(None)
+            self._call.cancel()
+        self._call = self._iter = None
+
+    # -- cancel --------------------------------------------------------------------------
+    async def cancel(self) -> None:
+        """Cancel the watch (idempotent); iteration then stops."""
+        if self._closed and self._call is None:
+            return
+        self._closed = True
+        self._unregister()
+        if self._call is not None:
+            cancel = rpc_pb2.WatchCancelRequest(watch_id=self._watch_id)
+            self._outbox.put_nowait(rpc_pb2.WatchRequest(cancel_request=cancel))
+            await asyncio.sleep(0)
+        self._drop_stream()
+
+    async def __aenter__(self) -> Watch:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.cancel()
+
+    async def aclose(self) -> None:
+        await self.cancel()
+
+
