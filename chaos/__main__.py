@@ -1,21 +1,22 @@
 """``raftkv-chaos`` / ``python -m chaos``: the chaos tools' command line.
 
-Today it runs the seeded simulator (``raftkv-chaos sim --seeds 1000``); the real-cluster
-harness (``run``, ``cleanup``) joins it with the chaos issue.
+* ``run`` — the real-cluster harness (:mod:`chaos.run_cli`);
+* ``cleanup`` — remove whatever interrupted runs left behind;
+* ``sim`` — the seeded simulator of the pure Raft core (:mod:`chaos.sim_cli`).
 """
 
 from __future__ import annotations
 
 import sys
 
-from chaos import sim_cli
-
 USAGE = """usage: raftkv-chaos COMMAND [ARGS]
 
 commands:
-  sim     run the seeded Raft simulator (raftkv-chaos sim --help)
+  run      run a workload and faults against a fresh real cluster (raftkv-chaos run --help)
+  cleanup  remove namespaces, bridges, rules and processes left by interrupted runs
+  sim      run the seeded Raft simulator (raftkv-chaos sim --help)
 
-example: raftkv-chaos sim --seeds 1000 --nodes 5 --ticks 2000 --jobs 2"""
+example: raftkv-chaos run --workload register --nemesis partition,kill,pause --out runs/r1"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,8 +25,19 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if args else 2
     if args[0] == "sim":
+        from chaos import sim_cli
+
         return sim_cli.main(args[1:])
-    print(f"raftkv-chaos: error: unknown command {args[0]!r} (try: sim)", file=sys.stderr)
+    if args[0] == "run":
+        from chaos.run_cli import run_main
+
+        return run_main(args[1:])
+    if args[0] == "cleanup":
+        from chaos.run_cli import cleanup_main
+
+        return cleanup_main(args[1:])
+    print(f"raftkv-chaos: error: unknown command {args[0]!r} (try: run, cleanup, sim)",
+          file=sys.stderr)
     return 2
 
 

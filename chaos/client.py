@@ -1,0 +1,95 @@
+"""A logical client: one member, raw etcd-v3 gRPC stubs, deadlines, and honest outcomes.
+
+As in Jepsen, each client talks to exactly one member and has at most one operation in
+flight. Every operation is recorded as ``invoke`` and then:
+
+* ``ok`` — the member answered, with the operation's result;
+* ``fail`` — the operation definitely did not take effect: a read that errored (reads
+  change nothing), or a write the member answered with a definite refusal (a failed txn
+  comparison is raised as :class:`Refused` by the workload);
+* ``info`` — a write whose outcome is unknown: deadline exceeded, connection lost, the
+  member stopped or timed out the proposal. The client then takes a fresh process id
+  (``process += concurrency``), because the old operation may still be in flight.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+
+from chaos.history import EventType, Key, Recorder, Value
+from raftkv.wire.pb.etcdserverpb import rpc_pb2_grpc
+from raftkv.wire.pb.v3lockpb import v3lock_pb2_grpc
+
+__all__ = ["Client", "Refused", "describe_error"]
+
+T = TypeVar("T")
+
+# gRPC codes that mean the request was rejected before it could take effect.
+_DEFINITE = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION,
+             grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.PERMISSION_DENIED,
+             grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNIMPLEMENTED,
+             grpc.StatusCode.NOT_FOUND}
+
+
+class Refused(Exception):
+    """The operation definitely did not take effect (recorded as ``fail``)."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for the history's ``error`` field."""
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return f"{exc.code().name}: {exc.details()}"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Client:
+    """One logical client (see the module docstring)."""
+
+    def __init__(self, number: int, member_index: int, target: str, recorder: Recorder,
+                 *, concurrency: int, timeout_s: float, rng: random.Random) -> None:
+        self.number = number
+        self.member_index = member_index
+        self.process = number
+        self.recorder = recorder
+        self.concurrency = concurrency
+        self.timeout_s = timeout_s
+        self.rng = rng
+        self.channel = grpc.aio.insecure_channel(target)
+        self.kv = rpc_pb2_grpc.KVStub(self.channel)  # type: ignore[no-untyped-call]
+        self.lease = rpc_pb2_grpc.LeaseStub(self.channel)  # type: ignore[no-untyped-call]
+        self.lock = v3lock_pb2_grpc.LockStub(self.channel)  # type: ignore[no-untyped-call]
+        self.infos = 0
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def op(self, f: str, key: Key, value: Value, call: Callable[[], Awaitable[Value]],
+                 *, read_only: bool = False) -> tuple[EventType, Value]:
+        """Invoke ``call`` as operation ``f`` and record its outcome.
+
+        Returns:
+            The outcome and the value recorded with it (the result for ``ok``).
+        """
+        inv = self.recorder.invoke(self.process, f, key, value)
+        try:
+            out = await call()
+        except Refused as exc:
+            self.recorder.complete(inv, EventType.FAIL, error=str(exc) or "refused")
+            return EventType.FAIL, None
+        except (grpc.RpcError, TimeoutError, OSError) as exc:
+            definite = isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _DEFINITE
+            if read_only or definite:
+                self.recorder.complete(inv, EventType.FAIL, error=describe_error(exc))
+                return EventType.FAIL, None
+            self.recorder.complete(inv, EventType.INFO, error=describe_error(exc))
+            self.process += self.concurrency
+            self.infos += 1
+            return EventType.INFO, None
+        self.recorder.complete(inv, EventType.OK, out)
+        return EventType.OK, out

@@ -1,0 +1,149 @@
+"""``raftkv-chaos run`` and ``raftkv-chaos cleanup``: argument parsing and exit codes.
+
+Exit status of ``run``: 0 when every check passes, 1 on any violation (the run's report
+says which), 2 when the run itself could not be done (one line on stderr says why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from chaos.nemesis import KINDS
+from chaos.runner import RunConfig, RunError, run
+from chaos.runstate import cleanup
+from chaos.workloads import WORKLOADS
+
+__all__ = ["cleanup_main", "run_main"]
+
+PROG = "raftkv-chaos"
+
+RUN_EPILOG = """\
+nemeses: partition (random halves, leader isolated, majority ring, bridge), kill (-9 and
+restart), pause (SIGSTOP past the lease TTL, SIGCONT), member (remove, wipe, re-add as
+existing), loss (random packet drops; netns only), slow (added latency; proxy only).
+
+example:
+  raftkv-chaos run --nodes 5 --workload register --nemesis partition,kill,pause \\
+      --time-limit 60 --rate 200 --concurrency 10 --seed 1 --out runs/register-1
+  open runs/register-1/report.html
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{PROG}: error: {' '.join(message.split())} "
+                         f"(see '{self.prog} --help')\n")
+        raise SystemExit(2)
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+        return value
+    return parse
+
+
+def _nemeses(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    bad = [n for n in names if n not in KINDS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown nemesis {', '.join(bad) or repr(text)}; choose from {','.join(KINDS)}")
+    return names
+
+
+def build_parser() -> _Parser:
+    p = _Parser(prog=f"{PROG} run", formatter_class=argparse.RawDescriptionHelpFormatter,
+                description="Start a fresh raftkv cluster of real processes, run a workload "
+                            "and a nemesis together, heal, check the history, write a report.",
+                epilog=RUN_EPILOG)
+    p.add_argument("--nodes", type=_positive(int), default=5, help="members (default: 5)")
+    p.add_argument("--workload", choices=WORKLOADS, default="register")
+    p.add_argument("--nemesis", type=_nemeses, default=("partition", "kill", "pause"),
+                   help="comma-separated faults (default: partition,kill,pause)")
+    p.add_argument("--time-limit", type=_positive(float), default=60.0, metavar="S",
+                   help="seconds of workload under faults (default: 60)")
+    p.add_argument("--rate", type=_positive(float), default=200.0,
+                   help="target operations per second, all clients (default: 200)")
+    p.add_argument("--concurrency", type=_positive(int), default=10,
+                   help="logical clients, spread over the members (default: 10)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the schedule and workload")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="results.json, history.jsonl, report.html and member logs go here")
+    p.add_argument("--backend", choices=("netns", "proxy", "auto"), default="auto",
+                   help="netns (root: namespaces + nftables), proxy (no root), auto")
+    p.add_argument("--op-timeout", type=_positive(float), default=2.0, metavar="S",
+                   help="client deadline per operation (default: 2)")
+    p.add_argument("--keys", type=_positive(int), default=30,
+                   help="register workload: number of keys (default: 30)")
+    p.add_argument("--failpoints", default="", metavar="NAMES",
+                   help="TEST ONLY: server failpoints to enable (e.g. kv-stale-read)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log the harness's steps")
+    return p
+
+
+def run_main(argv: Sequence[str]) -> int:
+    """``raftkv-chaos run``."""
+    try:
+        ns = build_parser().parse_args(list(argv))
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
+    logging.basicConfig(level=logging.INFO if ns.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    cfg = RunConfig(out=ns.out, nodes=ns.nodes, workload=ns.workload, nemesis=ns.nemesis,
+                    time_limit_s=ns.time_limit, rate=ns.rate, concurrency=ns.concurrency,
+                    seed=ns.seed, backend=ns.backend, op_timeout_s=ns.op_timeout,
+                    keys=ns.keys,
+                    failpoints=tuple(f for f in ns.failpoints.split(",") if f))
+    try:
+        outcome = run(cfg)
+    except RunError as exc:
+        sys.stderr.write(f"{PROG}: run could not be done: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted; cleaned up\n")
+        return 2
+    except Exception as exc:  # one line, traceback kept in the out dir
+        ns.out.mkdir(parents=True, exist_ok=True)
+        (ns.out / "harness-error.txt").write_text(traceback.format_exc())
+        sys.stderr.write(f"{PROG}: run could not be done: {type(exc).__name__}: {exc} "
+                         f"(traceback in {ns.out / 'harness-error.txt'})\n")
+        return 2
+    for check in outcome.checks:
+        print(check.text.splitlines()[0] if check.text else check.name)
+    ops = outcome.results["ops"]
+    print(f"{'PASS' if outcome.exit_code == 0 else 'FAIL'}: {cfg.workload}, ops {ops}, "
+          f"faults {outcome.results['faults']}; report: {cfg.out / 'report.html'}")
+    return outcome.exit_code
+
+
+def cleanup_main(argv: Sequence[str]) -> int:
+    """``raftkv-chaos cleanup``."""
+    p = _Parser(prog=f"{PROG} cleanup",
+                description="Remove every namespace, bridge, nftables rule and member process "
+                            "left by harness runs that are no longer running.")
+    p.add_argument("--force", action="store_true",
+                   help="also clean up runs whose harness process is still alive")
+    try:
+        ns = p.parse_args(list(argv))
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
+    done, live = cleanup(force=ns.force)
+    for line in done:
+        print(line)
+    for run_id in live:
+        print(f"skipped run {run_id}: its harness is still running (use --force)")
+    if not done and not live:
+        print("nothing to clean up")
+    return 0

@@ -1,0 +1,248 @@
+"""One harness run: cluster up, workload and nemesis together, heal, recover, check, report.
+
+:func:`run` is synchronous and owns cleanup: whatever happens (a violation, an exception,
+Ctrl-C, SIGTERM), every member process is stopped and every namespace, bridge, rule and
+proxy the run created is removed before it returns. The asynchronous part runs on one
+event loop: the clients, the nemesis and (for the proxy backend) the proxies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from chaos.client import Client
+from chaos.cluster import ChaosCluster, ClusterError
+from chaos.history import EventType, History, Recorder
+from chaos.nemesis import Nemesis
+from chaos.net import Network, Unsupported
+from chaos.runstate import RunState, new_run_id
+from chaos.workloads import Check, Workload, make
+
+__all__ = ["RunConfig", "RunError", "run"]
+
+log = logging.getLogger("chaos.runner")
+
+
+class RunError(Exception):
+    """The run itself could not be done (exit status 2)."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs; the CLI flags map one to one."""
+
+    out: Path
+    nodes: int = 5
+    workload: str = "register"
+    nemesis: tuple[str, ...] = ("partition", "kill", "pause")
+    time_limit_s: float = 60.0
+    rate: float = 200.0
+    concurrency: int = 10
+    seed: int = 0
+    backend: str = "auto"
+    op_timeout_s: float = 2.0
+    startup_timeout_s: float = 60.0
+    recovery_timeout_s: float = 60.0
+    keys: int = 30
+    failpoints: tuple[str, ...] = ()
+    server_flags: tuple[str, ...] = field(default=("--heartbeat-interval", "100",
+                                                   "--election-timeout", "1000"))
+
+
+@dataclass
+class Outcome:
+    """What :func:`run` found."""
+
+    exit_code: int
+    results: dict[str, object]
+    checks: list[Check]
+
+
+def make_backend(cfg: RunConfig, state: RunState) -> Network:
+    """The network backend ``cfg.backend`` names (``auto``: netns when it can run)."""
+    from chaos.net.netns import NetnsBackend, netns_unavailable
+    from chaos.net.proxy import ProxyBackend
+
+    why = netns_unavailable()
+    kind = cfg.backend
+    if kind == "auto":
+        kind = "netns" if why is None else "proxy"
+    if kind == "netns":
+        if why is not None:
+            raise RunError(why)
+        return NetnsBackend(state.prefix, cfg.nodes)
+    if kind == "proxy":
+        return ProxyBackend(cfg.nodes)
+    raise RunError(f"--backend {cfg.backend!r} is not one of netns, proxy, auto")
+
+
+def run(cfg: RunConfig) -> Outcome:
+    """Run the harness once (see the module docstring).
+
+    Raises:
+        RunError: the run could not be done (the reason is one line).
+    """
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    state = RunState(new_run_id(), str(cfg.out.resolve()), cfg.backend)
+    net = make_backend(cfg, state)
+    state.backend = net.name
+    state.save()
+    cluster = ChaosCluster(net, cfg.out.resolve() / "cluster", cfg.nodes, state,
+                           flags=cfg.server_flags, failpoints=cfg.failpoints)
+    try:
+        setup = getattr(net, "setup")  # noqa: B009 - both backends have it; not in the Protocol
+        try:
+            setup()
+        except (RuntimeError, OSError) as exc:
+            raise RunError(f"network setup failed: {exc}") from exc
+        return asyncio.run(_main(cfg, net, cluster, state))
+    finally:
+        cluster.stop_all()
+        net.teardown()
+        state.remove()
+
+
+async def _main(cfg: RunConfig, net: Network, cluster: ChaosCluster,
+                state: RunState) -> Outcome:
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    if task is not None:
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        await net.start()
+        cluster.start_all()
+        try:
+            await cluster.wait_healthy(cfg.startup_timeout_s)
+        except ClusterError as exc:
+            raise RunError(f"cluster did not start: {exc}") from exc
+        with (cfg.out / "history.jsonl").open("w") as sink:
+            recorder = Recorder(time.monotonic_ns, sink)
+            return await _session(cfg, cluster, recorder, state)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        await cluster.close()
+
+
+def _clients(cfg: RunConfig, cluster: ChaosCluster, recorder: Recorder, first: int,
+             count: int, rng: random.Random) -> list[Client]:
+    n = len(cluster.members)
+    return [Client(first + i, i % n, cluster.endpoint(cluster.members[i % n]), recorder,
+                   concurrency=max(count, 1), timeout_s=cfg.op_timeout_s,
+                   rng=random.Random(rng.random())) for i in range(count)]
+
+
+async def _session(cfg: RunConfig, cluster: ChaosCluster, recorder: Recorder,
+                   state: RunState) -> Outcome:
+    del state
+    rng = random.Random(cfg.seed)
+    workload = make(cfg.workload, random.Random(f"{cfg.seed}-workload"), keys=cfg.keys)
+    clients = _clients(cfg, cluster, recorder, 0, cfg.concurrency, rng)
+    admin = _clients(cfg, cluster, recorder, 10_000, len(cluster.members), rng)
+    try:
+        await _setup_workload(workload, admin)
+        nemesis = Nemesis(cluster, recorder, random.Random(f"{cfg.seed}-nemesis"),
+                          cfg.nemesis)
+        started = time.monotonic()
+        nem_task = asyncio.create_task(nemesis.run())
+        deadline = asyncio.get_running_loop().time() + cfg.time_limit_s
+        try:
+            await asyncio.gather(*(_client_loop(c, workload, deadline, cfg) for c in clients))
+        finally:
+            nem_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await nem_task
+        ran_s = time.monotonic() - started
+        recovery = await _heal_and_recover(cfg, cluster, recorder)
+        if recovery.valid:
+            await workload.final(admin)
+        history = recorder.history()
+        checks = [*workload.check(history), recovery]
+    finally:
+        for c in (*clients, *admin):
+            await c.close()
+    return _outcome(cfg, cluster, history, checks, ran_s, nemesis.faults)
+
+
+async def _setup_workload(workload: Workload, admin: Sequence[Client]) -> None:
+    last: Exception | None = None
+    for attempt in range(20):
+        try:
+            await workload.setup(admin[attempt % len(admin)])
+            return
+        except Exception as exc:  # retried, then reported as one line
+            last = exc
+            await asyncio.sleep(0.5)
+    raise RunError(f"could not write the {workload.name} workload's initial state: {last}")
+
+
+async def _client_loop(client: Client, workload: Workload, deadline: float,
+                       cfg: RunConfig) -> None:
+    loop = asyncio.get_running_loop()
+    interval = cfg.concurrency / max(cfg.rate, 0.001)
+    next_at = loop.time() + client.rng.uniform(0, interval)
+    while True:
+        now = loop.time()
+        if next_at > now:
+            await asyncio.sleep(next_at - now)
+        if loop.time() >= deadline:
+            return
+        await workload.step(client)
+        next_at = max(next_at + interval * client.rng.uniform(0.5, 1.5), loop.time())
+
+
+async def _heal_and_recover(cfg: RunConfig, cluster: ChaosCluster,
+                            recorder: Recorder) -> Check:
+    """Heal every fault, repair membership, and wait for every member to serve."""
+    inv = recorder.invoke("nemesis", "heal", None, None)
+    started = time.monotonic()
+    text = "every member answered linearizable reads after healing"
+    valid = True
+    try:
+        await cluster.net.heal()
+        for m in cluster.members:
+            cluster.resume(m)
+        await cluster.reconcile(cfg.recovery_timeout_s)
+        await cluster.wait_healthy(cfg.recovery_timeout_s)
+    except (ClusterError, Unsupported) as exc:
+        valid, text = False, f"the cluster did not recover: {exc}"
+    took = time.monotonic() - started
+    recorder.complete(inv, EventType.INFO, {"recovered": valid, "seconds": round(took, 2)})
+    return Check("recovery", valid, {"seconds_to_recover": round(took)}, text)
+
+
+def _outcome(cfg: RunConfig, cluster: ChaosCluster, history: History, checks: list[Check],
+             ran_s: float, faults: Sequence[str]) -> Outcome:
+    from chaos.report import write_report
+
+    verdicts = [c.valid for c in checks if not c.finding]
+    if all(v is True for v in verdicts):
+        code = 0
+    elif any(v is False for v in verdicts):
+        code = 1
+    else:
+        code = 2
+    client = [op for op in history if isinstance(op.process, int)]
+    results: dict[str, object] = {
+        "valid": code == 0, "exit_code": code, "workload": cfg.workload,
+        "nemesis": list(cfg.nemesis), "nodes": cfg.nodes, "seed": cfg.seed,
+        "backend": cluster.net.name, "time_limit_s": cfg.time_limit_s, "rate": cfg.rate,
+        "concurrency": cfg.concurrency, "ran_s": round(ran_s, 1),
+        "failpoints": list(cfg.failpoints),
+        "ops": {"total": len(client),
+                **{s: sum(op.status.value == s for op in client) for s in ("ok", "fail", "info")}},
+        "faults": {k: faults.count(k) for k in sorted(set(faults))},
+        "checks": [c.summary() for c in checks],
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+    }
+    (cfg.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_report(cfg.out, history, checks, results)
+    return Outcome(code, results, checks)
