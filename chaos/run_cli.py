@@ -121,7 +121,10 @@ def run_main(argv: Sequence[str]) -> int:
                          f"(traceback in {ns.out / 'harness-error.txt'})\n")
         return 2
     for check in outcome.checks:
-        print(check.text.splitlines()[0] if check.text else check.name)
+        verdict = "finding" if check.finding else {True: "ok", False: "VIOLATION",
+                                                   None: "unknown"}[check.valid]
+        lines = [ln for ln in check.text.splitlines() if not ln.startswith("finding")]
+        print(f"{check.name}: {verdict} — {lines[0] if lines else ''}")
     ops = outcome.results["ops"]
     print(f"{'PASS' if outcome.exit_code == 0 else 'FAIL'}: {cfg.workload}, ops {ops}, "
           f"faults {outcome.results['faults']}; report: {cfg.out / 'report.html'}")

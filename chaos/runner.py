@@ -130,6 +130,7 @@ async def _main(cfg: RunConfig, net: Network, cluster: ChaosCluster,
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
         await cluster.close()
+        await net.stop()
 
 
 def _clients(cfg: RunConfig, cluster: ChaosCluster, recorder: Recorder, first: int,

@@ -66,5 +66,8 @@ class Network(Protocol):
     async def heal(self) -> None:
         """Remove every fault."""
 
+    async def stop(self) -> None:
+        """Stop whatever :meth:`start` started (on the loop, before it closes)."""
+
     def teardown(self) -> None:
         """Remove everything the backend created (synchronous: runs after the loop)."""

@@ -128,6 +128,9 @@ class NetnsBackend:
     async def start(self) -> None:
         return None
 
+    async def stop(self) -> None:
+        return None
+
     def _ruleset(self, index: int) -> str:
         lines = [f"table inet {TABLE} {{",
                  "  chain input { type filter hook input priority 0; policy accept; }",

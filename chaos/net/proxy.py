@@ -58,6 +58,7 @@ class ProxyBackend:
         self._delay_s = 0.0
         self._conns: dict[Link, set[asyncio.StreamWriter]] = {}
         self._servers: list[asyncio.Server] = []
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def host(self, index: int) -> str:
         del index
@@ -88,6 +89,15 @@ class ProxyBackend:
 
     async def _serve(self, src: int, reader: asyncio.StreamReader,
                      writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._connect(src, reader, writer)
+
+    async def _connect(self, src: int, reader: asyncio.StreamReader,
+                       writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             target = head.split(b"\r\n", 1)[0].split()[1].decode()
@@ -157,6 +167,14 @@ class ProxyBackend:
     async def heal(self) -> None:
         self._blocked = set()
         self._delay_s = 0.0
+
+    async def stop(self) -> None:
+        for server in self._servers:
+            server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._servers.clear()
 
     def teardown(self) -> None:
         for server in self._servers:

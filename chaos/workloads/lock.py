@@ -9,9 +9,9 @@ One hold by a client:
 3. sometimes *pause* (a GC pause or a stopped VM, Jepsen's scenario): the keep-alive stops
    and the client sleeps past the TTL, so the lease expires and another client may take the
    lock while this one still believes it holds it;
-4. ``write``: a txn that puts ``chaos/lock/fenced`` only if the lock key's
+4. ``uwrite``: a plain put of ``chaos/lock/unfenced`` with no guard at all;
+5. ``write``: a txn that puts ``chaos/lock/fenced`` only if the lock key's
    ``create_revision`` still equals the token (else a definite ``fail``: fenced);
-5. ``uwrite``: a plain put of ``chaos/lock/unfenced`` with no guard at all;
 6. ``release``: ``v3lock.Unlock``, then revoke the lease.
 
 Checks: the fenced ``write``s and the acquires pass :func:`chaos.checkers.check_lock`
@@ -98,7 +98,8 @@ class LockWorkload(Workload):
         await client.op("release", None, token, release)
 
     async def _writes(self, client: Client, key: bytes, token: int) -> bool:
-        """One fenced and one unfenced write; False once the hold should end."""
+        """One unfenced then one fenced write; False once the hold should end (a write
+        was fenced off, or its outcome is unknown)."""
         payload = next(self._payload)
         value = f"{token}:{payload}".encode()
         guard = rpc_pb2.Compare(key=key, target=rpc_pb2.Compare.CREATE,
@@ -117,10 +118,10 @@ class LockWorkload(Workload):
                                 timeout=client.timeout_s)
             return None
 
-        status, _ = await client.op("write", None, (token, payload), fenced)
+        status, _ = await client.op("uwrite", None, (token, payload), unfenced)
         if status is not EventType.OK:
             return False
-        status, _ = await client.op("uwrite", None, (token, payload), unfenced)
+        status, _ = await client.op("write", None, (token, payload), fenced)
         return status is EventType.OK
 
     def check(self, history: History) -> list[Check]:
