@@ -104,7 +104,10 @@ def run(cfg: RunConfig) -> Outcome:
             setup()
         except (RuntimeError, OSError) as exc:
             raise RunError(f"network setup failed: {exc}") from exc
-        return asyncio.run(_main(cfg, net, cluster, state))
+        outcome = asyncio.run(_main(cfg, net, cluster, state))
+        outcome.results["run_id"] = state.run_id
+        (cfg.out / "results.json").write_text(json.dumps(outcome.results, indent=2) + "\n")
+        return outcome
     finally:
         cluster.stop_all()
         net.teardown()

@@ -24,6 +24,7 @@ from pathlib import Path
 __all__ = ["PREFIX", "RunState", "cleanup", "new_run_id", "state_dir"]
 
 PREFIX = "rkvc"
+RUN_ID_LEN = 5
 
 
 def state_dir() -> Path:
@@ -33,7 +34,7 @@ def state_dir() -> Path:
 
 def new_run_id() -> str:
     """Five hex digits: short enough for 15-byte interface names."""
-    return secrets.token_hex(3)[:5]
+    return secrets.token_hex(3)[:RUN_ID_LEN]
 
 
 @dataclass
@@ -163,8 +164,22 @@ def cleanup(*, force: bool = False) -> tuple[list[str], list[str]]:
         done += remove_kernel_objects(state.prefix)
         state.remove()
         done.append(f"removed {path}")
-    namespaces, links = kernel_objects()
-    for name in (*namespaces, *links):
-        if not any(name.startswith(PREFIX + run) for run in live):
-            done += remove_kernel_objects(name)
+    done += _remove_orphans({PREFIX + run for run in live})
     return done, live
+
+
+def _run_prefix(name: str) -> str:
+    return name[:len(PREFIX) + RUN_ID_LEN]
+
+
+def _remove_orphans(live_prefixes: set[str]) -> list[str]:
+    """Objects named like the harness's with no state file here: removed unless some
+    process still runs inside one of that run's namespaces (a run whose state lives in
+    another state directory)."""
+    namespaces, links = kernel_objects()
+    busy = set(live_prefixes)
+    busy |= {_run_prefix(ns) for ns in namespaces if _ip("netns", "pids", ns).strip()}
+    done: list[str] = []
+    for run in sorted({_run_prefix(n) for n in (*namespaces, *links)} - busy):
+        done += remove_kernel_objects(run)
+    return done
