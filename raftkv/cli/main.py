@@ -8,11 +8,13 @@ line and exit 1; neither prints a traceback.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
 from typing import cast
 
-from raftkv.cli import local, serve
+from raftkv.cli import admin, kv, local, recipes, serve
 from raftkv.cli._common import FMT, PROG, CliError, Parser, fail
+from raftkv.cli._conn import global_flags
 from raftkv.errors import ConfigError, RaftKVError
 
 __all__ = ["build_parser", "main"]
@@ -21,10 +23,21 @@ __all__ = ["build_parser", "main"]
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``raftkv`` command line and return its exit status."""
     parser = build_parser()
+    args = list(sys.argv[1:] if argv is None else argv)
+    # everything after "--" is a command to run (raftkv lock NAME -- CMD ...); argparse
+    # mishandles "--" inside subcommands, so it is split off here
+    rest: list[str] = []
+    if "--" in args:
+        i = args.index("--")
+        args, rest = args[:i], args[i + 1:]
     try:
-        ns = parser.parse_args(argv)
+        ns = parser.parse_args(args)
+        if rest and not hasattr(ns, "command_args"):
+            parser.error(f"unrecognized arguments: -- {' '.join(rest)}")
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else 1
+    if rest:
+        ns.command_args = [*ns.command_args, *rest]
     func = cast(Callable[[argparse.Namespace], int], ns.func)
     try:
         return func(ns)
@@ -52,17 +65,22 @@ def _version() -> str:
 
 def build_parser() -> Parser:
     """The ``raftkv`` argument parser with every subcommand."""
-    parser = Parser(prog=PROG, formatter_class=FMT,
+    parser = Parser(prog=PROG, formatter_class=FMT, parents=[global_flags()],
                     description="raftkv: a Raft-replicated key-value store that speaks "
                                 "the etcd v3 API.",
                     epilog="example:\n  raftkv cluster up --size 3 --data-dir /tmp/rk\n"
-                           "  raftkv serve --name n1 --data-dir n1.raftkv\n")
+                           "  raftkv --endpoints 127.0.0.1:23790 put greeting hello\n"
+                           "  raftkv get greeting -w json\n  raftkv status\n")
     parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                 parser_class=Parser)
-    serve.add_serve(sub)
-    local.add_cluster(sub)
+    kv.add_kv(sub)
+    recipes.add_recipes(sub)
+    admin.add_admin(sub)
     _add_snapshot(sub)
+    local.add_cluster(sub)
+    serve.add_serve(sub)
+    _add_bench(sub)
     version = sub.add_parser("version", help="print the version", formatter_class=FMT,
                              description="Print raftkv's version.",
                              epilog="example:\n  raftkv version\n")
@@ -71,12 +89,22 @@ def build_parser() -> Parser:
 
 
 def _add_snapshot(sub: argparse._SubParsersAction[Parser]) -> None:
-    snap = sub.add_parser("snapshot", help="restore a snapshot into a new member's data dir",
-                          formatter_class=FMT, description="Work with snapshot files.",
-                          epilog="example:\n  raftkv snapshot restore snap.db --name n1 ...\n")
+    snap = sub.add_parser("snapshot", help="save a member's snapshot, or restore one into a "
+                          "new cluster", formatter_class=FMT,
+                          description="Disaster recovery: save a snapshot of the data, "
+                                      "restore it into the data dirs of a new cluster.",
+                          epilog="example:\n  raftkv snapshot save backup.db\n"
+                                 "  raftkv snapshot restore backup.db --name n1 ...\n")
     ssub = snap.add_subparsers(dest="snapshot_command", metavar="COMMAND", required=True,
                                parser_class=Parser)
+    admin.add_snapshot_save(ssub)
     serve.add_snapshot_restore(ssub)
+
+
+def _add_bench(sub: argparse._SubParsersAction[Parser]) -> None:
+    from raftkv.bench.cli import add_parser
+
+    add_parser(sub)
 
 
 def _cmd_version(ns: argparse.Namespace) -> int:
