@@ -7,7 +7,9 @@ says which), 2 when the run itself could not be done (one line on stderr says wh
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -93,6 +95,11 @@ def build_parser() -> _Parser:
     return p
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    del signum, frame
+    raise KeyboardInterrupt
+
+
 def run_main(argv: Sequence[str]) -> int:
     """``raftkv-chaos run``."""
     try:
@@ -106,12 +113,13 @@ def run_main(argv: Sequence[str]) -> int:
                     seed=ns.seed, backend=ns.backend, op_timeout_s=ns.op_timeout,
                     keys=ns.keys,
                     failpoints=tuple(f for f in ns.failpoints.split(",") if f))
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # clean up before the loop runs, too
     try:
         outcome = run(cfg)
     except RunError as exc:
         sys.stderr.write(f"{PROG}: run could not be done: {exc}\n")
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         sys.stderr.write(f"{PROG}: interrupted; cleaned up\n")
         return 2
     except Exception as exc:  # one line, traceback kept in the out dir
@@ -120,6 +128,8 @@ def run_main(argv: Sequence[str]) -> int:
         sys.stderr.write(f"{PROG}: run could not be done: {type(exc).__name__}: {exc} "
                          f"(traceback in {ns.out / 'harness-error.txt'})\n")
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     for check in outcome.checks:
         verdict = "finding" if check.finding else {True: "ok", False: "VIOLATION",
                                                    None: "unknown"}[check.valid]
