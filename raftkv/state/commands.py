@@ -224,16 +224,21 @@ Command = (
 class Request:
     """The envelope of every proposed command.
 
-    ``(client_id, seq)`` de-duplicates retried proposals: for each non-zero ``client_id``
-    the state machine remembers the latest applied ``seq`` and its result, so a retry of that
-    seq returns the stored result without applying again. ``client_id == 0`` opts out
-    (leader-internal proposals such as lease revocations). A client must number its requests
-    with increasing ``seq`` and may only retry its latest one.
+    ``(client_id, seq)`` de-duplicates retried proposals (see :mod:`raftkv.state.dedup`):
+    for each non-zero ``client_id`` the state machine remembers the results of its recent
+    seqs, so a retry of one returns the stored result without applying again; ``ack`` is
+    the lowest seq the client still waits for (the results of lower ones may be dropped).
+    ``client_id == 0`` opts out (etcd clients, leader-internal proposals such as lease
+    revocations). A client numbers its requests with increasing ``seq`` (from 1) and may
+    have many in flight. ``nonce`` only tells apart two proposals of the same request (a
+    retry) for the proposer; applying ignores it.
     """
 
     client_id: int
     seq: int
     op: Command
+    ack: int = 0
+    nonce: int = 0
 
 
 # --------------------------------------------------------------------------- results

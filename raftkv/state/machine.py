@@ -37,11 +37,11 @@ from raftkv.state.commands import (
     LeaseRevokeResult,
     Range,
     RangeResult,
-    Request,
     Response,
     Txn,
     TxnResult,
 )
+from raftkv.state.dedup import DedupTable
 from raftkv.state.errors import (
     ApplyError,
     FutureRevisionError,
@@ -66,7 +66,6 @@ _EXPECTED_ERRORS = tuple(cls for cls, _ in _ERROR_CODES)
 
 _SNAPSHOT_MAGIC = b"RKVSNAP\x01"
 _CRC = struct.Struct(">I")
-_SEQ = struct.Struct(">q")
 
 
 def error_result(exc: RaftKVError) -> ErrorResult:
@@ -126,7 +125,7 @@ class StateMachine:
         self._max_txn_ops = max_txn_ops
         self._mvcc = MVCCStore(backend)
         self._leases = LeaseTable(backend)
-        self._dedup: dict[int, tuple[int, bytes]] = {}
+        self._dedup = DedupTable(backend)
         self._applied = 0
         self._reload(mvcc_loaded=True)
 
@@ -207,40 +206,27 @@ class StateMachine:
             raise ApplyError(f"entry {index} applied after {self._applied}")
         batch = WriteBatch()
         if not data:
-            self._write(batch, index, None)
+            self._write(batch, index)
             return Applied(index, None)
         try:
             request = codec.decode_request(data)
         except codec.DecodeError as exc:
             raise ApplyError(f"entry {index}: {exc}") from exc
-        cached = self._deduplicated(request)
+        cached = self._dedup.lookup(request)
         if cached is not None:
-            self._write(batch, index, None)
+            self._write(batch, index)
             return Applied(index, cached)
         txn = self._mvcc.begin()
         result = self._execute(txn, request.op)
-        dedup = None
-        if request.client_id != 0:
-            dedup = (request.client_id, request.seq, codec.encode_response(result))
         if not isinstance(result, ErrorResult):
             txn.commit(batch)
-        self._write(batch, index, dedup)
+        if request.client_id != 0:
+            self._dedup.record(batch, index, request, result)
+        self._write(batch, index)
         if not isinstance(result, ErrorResult):
             txn.finish()
             return Applied(index, result, tuple(txn.events))
         return Applied(index, result)
-
-    def _deduplicated(self, request: Request) -> Response | None:
-        """The stored result of a retried request, or ``None`` if it is new."""
-        if request.client_id == 0 or request.client_id not in self._dedup:
-            return None
-        seq, raw = self._dedup[request.client_id]
-        if request.seq > seq:
-            return None
-        if request.seq == seq:
-            return codec.decode_response(raw)
-        msg = f"raftkv: request {request.seq} of client {request.client_id} is older than {seq}"
-        return error_result(StaleRequestError(msg))
 
     def _execute(self, txn: WriteTxn, op: Command) -> Response:
         """Run ``op``; a deterministic failure leaves memory unchanged and is the result."""
@@ -277,20 +263,15 @@ class StateMachine:
             return LeaseCheckpointResult(txn.revision)
         return execute(txn, op, leases.__contains__)
 
-    def _write(self, batch: WriteBatch, index: int, dedup: tuple[int, int, bytes] | None) -> None:
-        """Add the applied index (and the dedup record) to ``batch`` and write it."""
+    def _write(self, batch: WriteBatch, index: int) -> None:
+        """Add the applied index to ``batch`` and write it (with the dedup records)."""
         batch.put(schema.META_APPLIED, schema.encode_i64(index))
-        if dedup is not None:
-            client_id, seq, raw = dedup
-            batch.put(schema.DEDUP_PREFIX + schema.ordered_id(client_id), _SEQ.pack(seq) + raw)
         try:
             self._backend.write(batch)
         except BaseException:
             self._reload()
             raise
         self._applied = index
-        if dedup is not None:
-            self._dedup[dedup[0]] = (dedup[1], dedup[2])
 
     # ------------------------------------------------------------------ snapshots
 
@@ -327,11 +308,7 @@ class StateMachine:
         if not mvcc_loaded:
             self._mvcc.reload()
         self._leases.reload(self._mvcc.live_kvs())
-        self._dedup = {}
-        end = schema.next_prefix(schema.DEDUP_PREFIX)
-        for key, value in self._backend.scan(schema.DEDUP_PREFIX, end):
-            client_id = schema.decode_ordered_id(key[len(schema.DEDUP_PREFIX) :])
-            self._dedup[client_id] = (_SEQ.unpack(value[: _SEQ.size])[0], value[_SEQ.size :])
+        self._dedup.reload()
         raw = self._backend.get(schema.META_APPLIED)
         self._applied = 0 if raw is None else schema.decode_i64(raw)
 

@@ -7,7 +7,9 @@ is numeric order::
                                                                  a tombstone has
                                                                  create_revision == 0
     b"l" + lease id (offset int64)           -> ttl_s, expiry_ms  one record per lease
-    b"d" + client id (offset int64)          -> seq + codec(result) de-duplication table
+    b"d" + client id + seq (offset int64s)   -> de-duplication table (see state/dedup.py):
+                                                 seq 0: floor + last index; seq >= 1:
+                                                 index + codec(result)
     b"m" + name                              -> int64            meta: revision, compact
                                                                  revision, applied index
 

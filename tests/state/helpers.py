@@ -15,10 +15,10 @@ class Node:
         self.sm = StateMachine(self.backend)
         self.index = self.sm.applied_index
 
-    def apply(self, op: Command, client_id: int = 0, seq: int = 0) -> Response:
+    def apply(self, op: Command, client_id: int = 0, seq: int = 0, ack: int = 0) -> Response:
         """Propose and apply ``op``; returns its result (an ErrorResult on failure)."""
         self.index += 1
-        applied = self.sm.apply(self.index, encode_request(Request(client_id, seq, op)))
+        applied = self.sm.apply(self.index, encode_request(Request(client_id, seq, op, ack)))
         assert applied.result is not None
         return applied.result
 

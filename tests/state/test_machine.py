@@ -68,7 +68,7 @@ def test_applied_index_and_dedup_written_in_the_same_batch_as_the_data() -> None
     assert any(k.startswith(schema.KV_PREFIX) for k in keys)
     assert schema.META_REVISION in keys
     assert schema.META_APPLIED in keys
-    assert schema.DEDUP_PREFIX + schema.ordered_id(7) in keys
+    assert schema.DEDUP_PREFIX + schema.ordered_id(7) + schema.ordered_id(1) in keys
 
 
 def test_already_applied_entries_are_skipped_and_gaps_are_fatal() -> None:
@@ -90,7 +90,8 @@ def test_retried_proposal_is_applied_once_and_returns_the_same_result() -> None:
     assert first == again == PutResult(revision=2)
     assert node.sm.revision == 2
     assert node.sm.applied_index == 2
-    assert node.apply(Put(b"a", b"2"), client_id=5, seq=2) == PutResult(revision=3)
+    # seq 2 acknowledges seq 1 (ack=2): a late duplicate of seq 1 is stale, not re-applied
+    assert node.apply(Put(b"a", b"2"), client_id=5, seq=2, ack=2) == PutResult(revision=3)
     stale = node.apply(Put(b"a", b"1"), client_id=5, seq=1)
     assert isinstance(stale, ErrorResult)
     assert stale.code == ErrorCode.STALE_REQUEST
