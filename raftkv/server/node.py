@@ -127,10 +127,21 @@ class NodeDriver:
         self._reports.append(lambda raw: raw.report_snapshot(member_id, ok))
         self._wake.set()
 
-    async def propose(self, op: Command) -> Response:
-        """Propose ``op`` through Raft; return its result once applied on this member."""
+    async def propose(self, op: Command, request_id: tuple[int, int, int] | None = None
+                      ) -> Response:
+        """Propose ``op`` through Raft; return its result once applied on this member.
+
+        ``request_id`` is a client's ``(client_id, seq, ack)``: the state machine applies a
+        retried request once and answers every copy with the first result. A fresh nonce
+        keeps each proposal's bytes (the key of its waiter here) unique.
+        """
         self._check_running()
-        data = codec.encode_request(Request(client_id=0, seq=next(self._seq), op=op))
+        n = next(self._seq)
+        if request_id is None:
+            data = codec.encode_request(Request(client_id=0, seq=n, op=op))
+        else:
+            cid, seq, ack = request_id
+            data = codec.encode_request(Request(cid, seq, op, ack=ack, nonce=n))
         fut: asyncio.Future[Response | None] = asyncio.get_running_loop().create_future()
         self._waiting[data] = fut
         self._proposals.append(data)
