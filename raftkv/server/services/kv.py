@@ -36,6 +36,44 @@ Ctx = grpc.aio.ServicerContext[object, object]
 T = TypeVar("T")
 R = TypeVar("R", bound=Response)
 
+REQUEST_ID_KEY = "raftkv-request-id"
+"""Metadata naming a write for de-duplication: ``<client id hex>-<seq>-<ack>`` (ack: the
+lowest seq the client still waits for). Same value as :mod:`raftkv.client._transport`."""
+PROBE_KEY = "raftkv-probe"
+DEDUP_KEY = "raftkv-dedup"
+"""A Range carrying ``raftkv-probe: dedup`` is answered with trailing ``raftkv-dedup: 1``:
+how a client learns that retrying its writes is safe here (etcd ignores both)."""
+
+
+def request_id(context: Ctx) -> tuple[int, int, int] | None:
+    """The ``(client_id, seq, ack)`` of a write, from its metadata; ``None`` if absent.
+
+    Raises:
+        InvalidRequestError: the metadata is malformed.
+    """
+    for key, value in context.invocation_metadata() or ():
+        if key != REQUEST_ID_KEY:
+            continue
+        text = value.decode() if isinstance(value, bytes) else value
+        try:
+            cid, seq, ack = text.split("-")
+            parsed = int(cid, 16), int(seq), int(ack)
+        except ValueError:
+            parsed = (0, 0, 0)
+        if not 0 < parsed[0] < 1 << 63 or not 0 < parsed[1] < 1 << 63 \
+                or not 0 <= parsed[2] < 1 << 63:
+            raise InvalidRequestError(f"raftkv: malformed {REQUEST_ID_KEY} {text!r}: use "
+                                      "<client id hex>-<seq>-<ack>, e.g. 1f3a-7-5")
+        return parsed
+    return None
+
+
+def answer_probe(context: Ctx) -> None:
+    """Tell a client that asks that this server de-duplicates writes."""
+    for key, value in context.invocation_metadata() or ():
+        if key == PROBE_KEY and value in ("dedup", b"dedup"):
+            context.set_trailing_metadata(((DEDUP_KEY, "1"),))
+
 
 class Header:
     """Builds the ResponseHeader every etcd response carries."""
@@ -90,10 +128,12 @@ class KVService(rpc_pb2_grpc.KVServicer):
             raise InvalidRequestError(KEY_NOT_PROVIDED)
         self._check_size(size)
 
-    async def _write(self, op: Command, kind: type[R]) -> R:
-        """Validate ``op`` as etcd does before proposing, propose it, return its result."""
+    async def _write(self, op: Command, kind: type[R], context: Ctx | None = None) -> R:
+        """Validate ``op`` as etcd does before proposing, propose it (with the request id
+        in ``context``'s metadata, if any), return its result."""
         validate(op, self.max_txn_ops)
-        result = await self.driver.propose(op)
+        rid = request_id(context) if context is not None else None
+        result = await self.driver.propose(op, rid) if rid else await self.driver.propose(op)
         if isinstance(result, ErrorResult):
             raise error_to_exception(result)
         if not isinstance(result, kind):
@@ -104,6 +144,7 @@ class KVService(rpc_pb2_grpc.KVServicer):
                     context: Ctx) -> rpc_pb2.RangeResponse:
         async def run() -> rpc_pb2.RangeResponse:
             self._check(request.key, request.ByteSize())
+            answer_probe(context)
             op = ec.range_from_pb(request)
             if not request.serializable and not failpoints.active("kv-stale-read"):
                 await self.driver.read_barrier()
@@ -115,7 +156,7 @@ class KVService(rpc_pb2_grpc.KVServicer):
                   context: Ctx) -> rpc_pb2.PutResponse:
         async def run() -> rpc_pb2.PutResponse:
             self._check(request.key, request.ByteSize())
-            result = await self._write(ec.put_from_pb(request), PutResult)
+            result = await self._write(ec.put_from_pb(request), PutResult, context)
             return ec.put_result_to_pb(result, self.header(result.revision))
         return await guarded(context, run)
 
@@ -123,7 +164,7 @@ class KVService(rpc_pb2_grpc.KVServicer):
                           context: Ctx) -> rpc_pb2.DeleteRangeResponse:
         async def run() -> rpc_pb2.DeleteRangeResponse:
             self._check(request.key, request.ByteSize())
-            result = await self._write(ec.delete_from_pb(request), DeleteResult)
+            result = await self._write(ec.delete_from_pb(request), DeleteResult, context)
             return ec.delete_result_to_pb(result, self.header(result.revision))
         return await guarded(context, run)
 
@@ -135,7 +176,7 @@ class KVService(rpc_pb2_grpc.KVServicer):
             txn = ec.txn_from_pb(request)
             validate(txn, self.max_txn_ops)
             if not is_read_only(txn):
-                result = await self._write(txn, TxnResult)
+                result = await self._write(txn, TxnResult, context)
                 return ec.txn_result_to_pb(result, self.header(result.revision))
             if not txn_serializable(txn) and not failpoints.active("kv-stale-read"):
                 await self.driver.read_barrier()
@@ -147,6 +188,7 @@ class KVService(rpc_pb2_grpc.KVServicer):
                       context: Ctx) -> rpc_pb2.CompactionResponse:
         async def run() -> rpc_pb2.CompactionResponse:
             self._check_size(request.ByteSize())
-            result = await self._write(ec.compact_from_pb(request), CompactResult)
+            result = await self._write(ec.compact_from_pb(request), CompactResult,
+                                       context)
             return ec.compact_result_to_pb(result, self.header(result.revision))
         return await guarded(context, run)

@@ -19,7 +19,7 @@ import grpc
 from raftkv.errors import LeaseNotFoundError, RaftKVError
 from raftkv.server.lease_keeper import clock_ms
 from raftkv.server.node import NodeDriver, RequestTimeoutError
-from raftkv.server.services.kv import Header, guarded
+from raftkv.server.services.kv import Header, guarded, request_id
 from raftkv.state.commands import (
     Command,
     ErrorResult,
@@ -61,8 +61,8 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
         d = self.driver
         return min_lease_ttl_s(d.raw.raft.cfg.election_ticks, d.cfg.tick_interval_s)
 
-    async def _propose(self, op: Command) -> Response:
-        result = await self.driver.propose(op)
+    async def _propose(self, op: Command, rid: tuple[int, int, int] | None = None) -> Response:
+        result = await self.driver.propose(op, rid) if rid else await self.driver.propose(op)
         if isinstance(result, ErrorResult):
             raise error_to_exception(result)
         return result
@@ -74,17 +74,20 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
             if lease_id != 0 and self.driver.sm.lease_status(lease_id, 0) is None:
                 return lease_id
 
-    async def _grant(self, request: rpc_pb2.LeaseGrantRequest) -> LeaseGrantResult:
+    async def _grant(self, request: rpc_pb2.LeaseGrantRequest,
+                     rid: tuple[int, int, int] | None = None) -> LeaseGrantResult:
         if request.TTL > MAX_LEASE_TTL_S:
             raise LeaseTTLTooLargeError()
         ttl = max(request.TTL, self.min_ttl_s)
         if request.ID != 0:
-            result = await self._propose(LeaseGrant(request.ID, ttl, self.clock()))
+            result = await self._propose(LeaseGrant(request.ID, ttl, self.clock()), rid)
             assert isinstance(result, LeaseGrantResult)
             return result
         for attempt in range(_ID_ATTEMPTS):
             try:
-                result = await self._propose(LeaseGrant(self._new_id(), ttl, self.clock()))
+                # a retry with the same request id gets the first grant, whatever its id
+                result = await self._propose(LeaseGrant(self._new_id(), ttl, self.clock()),
+                                             rid if attempt == 0 else None)
             except LeaseExistsError:
                 if attempt == _ID_ATTEMPTS - 1:
                     raise
@@ -96,7 +99,7 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
     async def LeaseGrant(self, request: rpc_pb2.LeaseGrantRequest,
                          context: Ctx) -> rpc_pb2.LeaseGrantResponse:
         async def run() -> rpc_pb2.LeaseGrantResponse:
-            result = await self._grant(request)
+            result = await self._grant(request, request_id(context))
             return rpc_pb2.LeaseGrantResponse(header=self.header(result.revision),
                                               ID=result.id, TTL=result.ttl_s)
         return await guarded(context, run)
@@ -104,7 +107,7 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
     async def LeaseRevoke(self, request: rpc_pb2.LeaseRevokeRequest,
                           context: Ctx) -> rpc_pb2.LeaseRevokeResponse:
         async def run() -> rpc_pb2.LeaseRevokeResponse:
-            result = await self._propose(LeaseRevoke(request.ID))
+            result = await self._propose(LeaseRevoke(request.ID), request_id(context))
             assert isinstance(result, LeaseRevokeResult)
             return rpc_pb2.LeaseRevokeResponse(header=self.header(result.revision))
         return await guarded(context, run)
