@@ -112,6 +112,7 @@ class Client(AdminMixin):
         self.client_id = secrets.randbits(63) or 1
         """Identifies this client's writes to the server's de-duplication table."""
         self._seq = itertools.count(1)
+        self._inflight: set[int] = set()
         self._closed = False
         self._dedup: bool | None = getattr(transport, "deduplicates", None)
         self._closers: set[Callable[[], Awaitable[None]]] = set()
@@ -177,10 +178,14 @@ class Client(AdminMixin):
         deadline = self._deadline(timeout)
         metadata: tuple[tuple[str, str], ...] | None = None
         dedup = False
+        seq = 0
         if write and self._retry.max_attempts != 1:
             dedup = await self._deduplicates(deadline)
             if dedup:
-                metadata = ((REQUEST_ID_KEY, f"{self.client_id:x}-{next(self._seq)}"),)
+                seq = next(self._seq)
+                self._inflight.add(seq)
+                ack = min(self._inflight)  # every lower seq has been answered
+                metadata = ((REQUEST_ID_KEY, f"{self.client_id:x}-{seq}-{ack}"),)
         cap = None if blocking else self._retry.attempt_timeout_s
 
         async def attempt() -> Any:
@@ -199,7 +204,10 @@ class Client(AdminMixin):
                 raise unknown from err
             raise err
 
-        return await retry.run(self._retry, deadline, attempt)
+        try:
+            return await retry.run(self._retry, deadline, attempt)
+        finally:
+            self._inflight.discard(seq)
 
     async def _deduplicates(self, deadline: Deadline) -> bool:
         """Whether the server de-duplicates request ids (asked once, with a read)."""

@@ -13,7 +13,7 @@ retried: it raises :class:`~raftkv.errors.OutcomeUnknownError`.
 Retried failures are the transient ones: :class:`~raftkv.errors.UnavailableError` and its
 subclasses (no leader, leader changed, member down, attempt timed out). Between attempts the
 transport fails over to another member and the client waits an exponential backoff with
-full jitter (``tenacity.wait_exponential_jitter``), until the call's overall deadline; then
+full jitter (``tenacity.wait_random_exponential``), until the call's overall deadline; then
 :class:`~raftkv.errors.DeadlineExceededError` names the last failure.
 """
 
@@ -33,7 +33,7 @@ from tenacity import (
     stop_after_delay,
     stop_any,
     stop_never,
-    wait_exponential_jitter,
+    wait_random_exponential,
 )
 from tenacity.stop import stop_base
 
@@ -118,9 +118,8 @@ async def run(policy: RetryPolicy, deadline: Deadline,
         stop = stop_any(stop, stop_after_attempt(policy.max_attempts))
     retrying = AsyncRetrying(
         retry=retry_if_exception(retryable),
-        wait=wait_exponential_jitter(initial=policy.initial_backoff_s,
-                                     max=policy.max_backoff_s,
-                                     jitter=policy.initial_backoff_s),
+        wait=wait_random_exponential(multiplier=policy.initial_backoff_s,
+                                     max=policy.max_backoff_s),
         stop=stop, reraise=False)
     try:
         return await retrying(attempt)

@@ -33,20 +33,31 @@ T = TypeVar("T")
 class _Loop:
     """An event loop running in a daemon thread."""
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="raftkv-sync",
-                                       daemon=True)
-        self.thread.start()
+    def __init__(self, borrowed: asyncio.AbstractEventLoop | None = None) -> None:
+        self.owned = borrowed is None
+        self.loop = asyncio.new_event_loop() if borrowed is None else borrowed
+        self.thread: threading.Thread | None = None
+        if self.owned:
+            self.thread = threading.Thread(target=self.loop.run_forever, name="raftkv-sync",
+                                           daemon=True)
+            self.thread.start()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        if threading.current_thread() is self.thread:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            coro.close()
             raise RuntimeError("a SyncClient call cannot be made from its own event loop")
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def stop(self) -> None:
+        if not self.owned:  # a borrowed loop (raftkv.embed's) belongs to its owner
+            return
         self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
+        if self.thread is not None:
+            self.thread.join(timeout=10)
         self.loop.close()
 
 
@@ -118,11 +129,14 @@ class SyncClient:
         self._client = self._loop.run(make())
 
     @classmethod
-    def from_client_factory(cls, factory: Callable[[], Client]) -> SyncClient:
+    def from_client_factory(cls, factory: Callable[[], Client], *,
+                            loop: asyncio.AbstractEventLoop | None = None) -> SyncClient:
         """A facade over the client ``factory()`` builds on the private loop (for example
-        ``lambda: Client.from_transport(transport)``)."""
+        ``lambda: Client.from_transport(transport)``), or on ``loop``, an event loop that
+        already runs in another thread (:func:`raftkv.embed.start_node_sync` uses the
+        member's); closing the facade then leaves that loop running."""
         self = cls.__new__(cls)
-        self._loop = _Loop()
+        self._loop = _Loop(loop)
 
         async def make() -> Client:
             return factory()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import overload
+from typing import ClassVar, overload
 
 from raftkv.client.types import KeyLike, TxnResponse, prefix_end, to_bytes
 from raftkv.wire.pb.etcdserverpb import rpc_pb2
@@ -215,6 +215,8 @@ Committer = Callable[["Txn"], Awaitable[TxnResponse]]
 @dataclass(frozen=True, slots=True)
 class Txn:
     """An immutable transaction: compares, ops if they all hold, ops otherwise."""
+
+    _sync_proxy: ClassVar[bool] = True
 
     compares: tuple[Compare, ...] = ()
     success: tuple[Op, ...] = ()
