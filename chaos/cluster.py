@@ -293,14 +293,26 @@ class ChaosCluster:
         A member whose peer URL the cluster no longer lists (removed, maybe by a removal
         whose answer was lost) is added back; a member that is not running is restarted.
         """
-        resp = await self._cluster_call("MemberList", rpc_pb2.MemberListRequest(), None,
-                                        timeout_s)
-        if not isinstance(resp, rpc_pb2.MemberListResponse):
-            raise ClusterError("MemberList gave no answer")
-        listed = {u for mem in resp.members for u in mem.peerURLs}
+        listed = await self._listed_peer_urls(timeout_s)
         for m in self.members:
-            if m.removed or (self.peer_url(m) not in listed and not m.alive()):
-                m.removed = True
+            if m.removed or self.peer_url(m) not in listed:
+                m.removed = True  # a removal whose answer was lost also lands here
                 await self.add_member(m, timeout_s)
             elif not m.alive():
                 self.start(m, state="existing" if m.generation else "new")
+
+    async def _listed_peer_urls(self, timeout_s: float) -> set[str]:
+        """The peer URLs in the leader's member list (a lagging member's list could miss
+        a recent change)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            leader = await self.leader()
+            if leader is not None:
+                stub = rpc_pb2_grpc.ClusterStub(self.channel(leader))  # type: ignore[no-untyped-call]
+                try:
+                    resp = await stub.MemberList(rpc_pb2.MemberListRequest(), timeout=5.0)
+                    return {u for mem in resp.members for u in mem.peerURLs}
+                except grpc.RpcError:
+                    pass
+            await asyncio.sleep(0.5)
+        raise ClusterError(f"no leader answered MemberList within {timeout_s:g}s")

@@ -95,6 +95,11 @@ def run(cfg: RunConfig) -> Outcome:
     state = RunState(new_run_id(), str(cfg.out.resolve()), cfg.backend)
     net = make_backend(cfg, state)
     state.backend = net.name
+    unsupported, why, other = {"netns": ("slow", "no netem qdisc on this kernel", "proxy"),
+                               "proxy": ("loss", "it has no packets to drop", "netns")}[net.name]
+    if unsupported in cfg.nemesis:
+        raise RunError(f"--nemesis {unsupported} is not possible with the {net.name} backend "
+                       f"({why}); use --backend {other}")
     state.save()
     cluster = ChaosCluster(net, cfg.out.resolve() / "cluster", cfg.nodes, state,
                            flags=cfg.server_flags, failpoints=cfg.failpoints)
