@@ -42,6 +42,9 @@ from raftkv.errors import ConfigError, UnavailableError
 from raftkv.server.app import Server, spec_from_config
 from raftkv.server.config import ServerConfig, coerce_options
 from raftkv.server.local_channel import LocalChannel
+from raftkv.wire.pb.etcdserverpb import rpc_pb2_grpc
+from raftkv.wire.pb.v3electionpb import v3election_pb2_grpc
+from raftkv.wire.pb.v3lockpb import v3lock_pb2_grpc
 
 if TYPE_CHECKING:
     from raftkv.client import Client, SyncClient
@@ -91,10 +94,11 @@ class EmbeddedNode:
         return driver.lead if driver is not None else 0
 
     def client(self, **options: Any) -> Client:
-        """A :class:`raftkv.client.Client` on the in-process channel (this event loop)."""
+        """A :class:`raftkv.client.Client` on the in-process channel (use it on this event
+        loop). ``options`` are :meth:`Client.from_transport`'s (``timeout``, ``retry``)."""
         from raftkv.client import Client
 
-        return Client.from_channel(self.channel, **options)
+        return Client.from_transport(_LocalTransport(self.channel), **options)
 
     async def wait_ready(self, timeout_s: float = 30.0) -> None:
         """Return once a leader is known and a linearizable read passes through this member.
@@ -124,6 +128,22 @@ class EmbeddedNode:
         """Finish in-flight requests (up to ``grace_s``), then stop the member."""
         await self.channel.close()
         await self._server.stop(grace_s)
+
+
+class _LocalTransport:
+    """The client's transport seam (:mod:`raftkv.client._transport`) on a LocalChannel."""
+
+    def __init__(self, channel: LocalChannel) -> None:
+        self.kv = rpc_pb2_grpc.KVStub(channel)  # type: ignore[no-untyped-call]
+        self.watch = rpc_pb2_grpc.WatchStub(channel)  # type: ignore[no-untyped-call]
+        self.lease = rpc_pb2_grpc.LeaseStub(channel)  # type: ignore[no-untyped-call]
+        self.cluster = rpc_pb2_grpc.ClusterStub(channel)  # type: ignore[no-untyped-call]
+        self.maintenance = rpc_pb2_grpc.MaintenanceStub(channel)  # type: ignore[no-untyped-call]
+        self.lock = v3lock_pb2_grpc.LockStub(channel)  # type: ignore[no-untyped-call]
+        self.election = v3election_pb2_grpc.ElectionStub(channel)  # type: ignore[no-untyped-call]
+
+    async def close(self) -> None:
+        """The channel belongs to the member; closing a client leaves it open."""
 
 
 def _free_port(host: str = "127.0.0.1") -> int:
@@ -217,10 +237,8 @@ class SyncEmbeddedNode:
         """A synchronous client on the in-process channel (calls hop onto the member's loop)."""
         from raftkv.client import SyncClient
 
-        async def make() -> Client:
-            return self.node.client(**options)
-
-        return SyncClient.from_async(self.run(make()), self.loop)
+        return SyncClient.from_client_factory(lambda: self.node.client(**options),
+                                              loop=self.loop)
 
 
 @contextmanager

@@ -102,6 +102,7 @@ class _Context:
         self._metadata = tuple(metadata or ())
         self.code: grpc.StatusCode = grpc.StatusCode.OK
         self.details = ""
+        self.trailing: tuple[tuple[str, str], ...] = ()
         self._cancelled = False
 
     def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
@@ -111,6 +112,9 @@ class _Context:
                     trailing_metadata: Sequence[tuple[str, str]] = ()) -> None:
         self.code, self.details = code, details
         raise _Abort(details)
+
+    def set_trailing_metadata(self, metadata: Sequence[tuple[str, str]]) -> None:
+        self.trailing = tuple(metadata)
 
     def set_code(self, code: grpc.StatusCode) -> None:
         self.code = code
@@ -156,6 +160,7 @@ class _UnaryCall:
                  timeout: float | None, metadata: Sequence[tuple[str, str]] | None) -> None:
         self._args = (channel, method, request, timeout, metadata)
         self._task: asyncio.Future[Any] | None = None
+        self._ctx: _Context | None = None
         try:  # like grpc.aio, the call starts now; made outside a loop, when awaited
             asyncio.get_running_loop()
         except RuntimeError:
@@ -170,7 +175,7 @@ class _UnaryCall:
     async def _run(self, channel: LocalChannel, method: str, request: Any,
                    timeout: float | None, metadata: Sequence[tuple[str, str]] | None) -> Any:
         handler: Any = await channel.resolve(method)  # grpc.aio handlers are async
-        ctx = _Context(metadata)
+        ctx = self._ctx = _Context(metadata)
         if handler.unary_unary is not None:
             pending = handler.unary_unary(request, ctx)
         elif handler.stream_unary is not None:
@@ -190,6 +195,11 @@ class _UnaryCall:
 
     def __await__(self) -> Any:
         return self._start().__await__()
+
+    async def trailing_metadata(self) -> Metadata:
+        """The trailing metadata the handler set (after the call ends)."""
+        await asyncio.wait([self._start()])
+        return Metadata(*(self._ctx.trailing if self._ctx is not None else ()))
 
     def cancel(self) -> bool:
         return self._task.cancel() if self._task is not None else False

@@ -162,3 +162,46 @@ def test_bad_options_are_one_line_config_errors(tmp_path: Path) -> None:
         run(embed.start_node(tmp_path / "n1", colour="blue").__aenter__())
     with pytest.raises(ConfigError, match="heartbeat"):
         run(embed.start_node(tmp_path / "n2", heartbeat_interval=0).__aenter__())
+
+
+def test_in_process_client_has_the_whole_api(tmp_path: Path) -> None:
+    from raftkv.client import Compare, Op
+
+    async def scenario() -> None:
+        async with embed.start_node(tmp_path / "n1") as node:
+            client = node.client()
+            await client.put("cfg/mode", "active")
+            kv = await client.get("cfg/mode")
+            assert kv is not None
+            assert kv.value == b"active"
+            r = await (client.txn().if_(Compare.value("cfg/mode").equal(b"active"))
+                       .then(Op.put("cfg/mode", b"standby")).commit())
+            assert r.succeeded
+            async with client.lock("job") as lock:
+                assert lock.fencing_token > 0
+                await lock.put("job/owner", "me")  # guarded by the token
+            async with client.watch("cfg/", prefix=True,
+                                    start_revision=kv.mod_revision) as events:
+                seen = []
+                async for ev in events:
+                    seen.append(ev.value)
+                    if len(seen) == 2:
+                        break
+            assert seen == [b"active", b"standby"]
+            await client.close()
+            # the member is still serving after a client closed
+            assert (await node.client().get("job/owner")) is not None
+    run(scenario())
+
+
+def test_sync_client_of_an_embedded_member(tmp_path: Path) -> None:
+    with embed.start_node_sync(tmp_path / "n1") as node:
+        client = node.client()
+        client.put("k", "v")
+        kv = client.get("k")
+        assert kv is not None
+        assert kv.value == b"v"
+        with client.lock("sync-lock") as lock:
+            assert lock.fencing_token > kv.mod_revision
+        client.close()
+        assert node.is_leader  # closing the facade left the member's loop running
