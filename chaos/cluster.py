@@ -57,6 +57,7 @@ class Member:
     paused: bool = False
     removed: bool = False
     starts: list[float] = field(default_factory=list)
+    argv: list[str] = field(default_factory=list)  # this generation's command line
 
     @property
     def data_dir(self) -> Path:
@@ -99,9 +100,8 @@ class ChaosCluster:
 
     # -- processes ----------------------------------------------------------------------
     def start(self, m: Member, *, state: str = "new", initial_cluster: str | None = None) -> None:
-        """Start member ``m``'s process (its data directory is kept if it exists)."""
-        host = self.net.host(m.index)
-        argv = [sys.executable, "-m", "raftkv", "serve", "--name", m.name,
+        """Start a new generation of member ``m`` (bootstrap, or join as ``existing``)."""
+        m.argv = [sys.executable, "-m", "raftkv", "serve", "--name", m.name,
                 "--data-dir", str(m.data_dir),
                 "--listen-client-urls", f"http://{self.endpoint(m)}",
                 "--advertise-client-urls", f"http://{self.endpoint(m)}",
@@ -110,7 +110,19 @@ class ChaosCluster:
                 "--initial-cluster", initial_cluster or self.initial_cluster(),
                 "--initial-cluster-state", state, "--initial-cluster-token", TOKEN,
                 *self.flags]
-        del host
+        self._spawn(m, state)
+
+    def restart(self, m: Member) -> None:
+        """Restart ``m`` from its data directory with the very command line its generation
+        first ran with, as an operator's unit file would (raftkv derives the cluster id
+        from --initial-cluster even when the data directory exists, so a restart with the
+        *current* membership would be refused)."""
+        if not m.argv:
+            self.start(m)
+        else:
+            self._spawn(m, "restart")
+
+    def _spawn(self, m: Member, why: str) -> None:
         env = {k: v for k, v in os.environ.items()
                if k.lower() not in ("grpc_proxy", "http_proxy", "https_proxy")}
         env.update(self.net.env(m.index))
@@ -118,9 +130,9 @@ class ChaosCluster:
         self.root.mkdir(parents=True, exist_ok=True)
         with m.log_path.open("ab") as out:
             out.write(f"--- {time.strftime('%H:%M:%S')} start generation {m.generation} "
-                      f"({state})\n".encode())
+                      f"({why})\n".encode())
             out.flush()
-            m.proc = subprocess.Popen(self.net.command(m.index, argv), stdin=subprocess.DEVNULL,
+            m.proc = subprocess.Popen(self.net.command(m.index, m.argv), stdin=subprocess.DEVNULL,
                                       stdout=out, stderr=subprocess.STDOUT, env=env,
                                       start_new_session=True)
         m.paused = False
@@ -299,7 +311,7 @@ class ChaosCluster:
                 m.removed = True  # a removal whose answer was lost also lands here
                 await self.add_member(m, timeout_s)
             elif not m.alive():
-                self.start(m, state="existing" if m.generation else "new")
+                self.restart(m)
 
     async def _listed_peer_urls(self, timeout_s: float) -> set[str]:
         """The peer URLs in the leader's member list (a lagging member's list could miss

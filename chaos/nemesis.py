@@ -146,7 +146,7 @@ class Nemesis:
         finally:
             for m in victims:
                 if not m.alive() and not m.removed:
-                    self.cluster.start(m, state="existing" if m.generation else "new")
+                    self.cluster.restart(m)
             self._stop("kill", {"members": tuple(names)})
 
     async def pause(self, duration_s: float) -> None:
