@@ -5,8 +5,9 @@ flight. Every operation is recorded as ``invoke`` and then:
 
 * ``ok`` — the member answered, with the operation's result;
 * ``fail`` — the operation definitely did not take effect: a read that errored (reads
-  change nothing), or a write the member answered with a definite refusal (a failed txn
-  comparison is raised as :class:`Refused` by the workload);
+  change nothing), a write that never left the client (connection refused: the member is
+  down), or a write the member answered with a definite refusal (a failed txn comparison
+  is raised as :class:`Refused` by the workload);
 * ``info`` — a write whose outcome is unknown: deadline exceeded, connection lost, the
   member stopped or timed out the proposal. The client then takes a fresh process id
   (``process += concurrency``), because the old operation may still be in flight.
@@ -33,6 +34,15 @@ _DEFINITE = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITI
              grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.PERMISSION_DENIED,
              grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNIMPLEMENTED,
              grpc.StatusCode.NOT_FOUND}
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """gRPC could not connect at all, so the request never left the client (Jepsen also
+    treats a refused connection as a definite failure)."""
+    if not isinstance(exc, grpc.aio.AioRpcError) or exc.code() != grpc.StatusCode.UNAVAILABLE:
+        return False
+    details = (exc.details() or "").lower()
+    return "failed to connect" in details or "connection refused" in details
 
 
 class Refused(Exception):
@@ -83,7 +93,8 @@ class Client:
             self.recorder.complete(inv, EventType.FAIL, error=str(exc) or "refused")
             return EventType.FAIL, None
         except (grpc.RpcError, TimeoutError, OSError) as exc:
-            definite = isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _DEFINITE
+            definite = _never_sent(exc) or (isinstance(exc, grpc.aio.AioRpcError)
+                                            and exc.code() in _DEFINITE)
             if read_only or definite:
                 self.recorder.complete(inv, EventType.FAIL, error=describe_error(exc))
                 return EventType.FAIL, None
