@@ -313,9 +313,13 @@ class NodeDriver:
         if rd.soft_state is not None:
             self._on_soft_state(rd)
         self.transport.send(rd.messages_now)
-        if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
+        if rd.must_sync:
             await loop.run_in_executor(self._executor, self.storage.save, rd.hard_state,
                                        rd.entries, rd.snapshot)
+        elif rd.hard_state is not None:
+            # Only the commit index moved: nothing to fsync (etcd's MustSync), and an
+            # unsynced LevelDB write is cheaper than the hop to the I/O thread and back.
+            self.storage.save(rd.hard_state, sync=False)
         # The state machine is read by request handlers on this event loop, so it is only
         # ever changed on this thread too (never in the I/O thread): a reader can never
         # see half of an applied entry.
