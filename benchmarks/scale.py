@@ -6,7 +6,7 @@ For ``--keys N`` (256-byte values, written 100 per txn through the leader):
 * restart of a member holding the keys (SIGTERM, start): time until it answers Status and
   until it has applied the leader's index;
 * a follower that was down during the whole load: the leader's log was compacted past it
-  (``--snapshot-count 1000 --snapshot-catchup-entries 500``), so it catches up through a
+  (a snapshot every 40% of the load, 500 entries kept behind it), so it catches up through a
   Raft snapshot; the snapshot's size and the time from start to caught up.
 
 Data under a temporary directory in /tmp, removed afterwards; every member stopped by PID.
@@ -36,13 +36,14 @@ from tests.integration.procs import Member, ProcCluster
 
 PER_TXN = 100
 FLAGS = ("--heartbeat-interval", "100", "--election-timeout", "1000",
-         "--snapshot-count", "1000", "--snapshot-catchup-entries", "500",
+         "--snapshot-catchup-entries", "500",
          "--quota-backend-bytes", str(8 * 1024**3))
 
 
 async def load(endpoint: str, keys: int, value_size: int, inflight: int = 8) -> None:
     """Write ``keys`` keys ``scale/%08d`` through ``endpoint``, ``PER_TXN`` per txn."""
     batches = iter(range(0, keys, PER_TXN))
+    timeouts: list[str] = []
     async with grpc.aio.insecure_channel(endpoint) as ch:
         kv = rpc_pb2_grpc.KVStub(ch)  # type: ignore[no-untyped-call]
 
@@ -51,9 +52,18 @@ async def load(endpoint: str, keys: int, value_size: int, inflight: int = 8) -> 
                 ops = [rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(
                     key=b"scale/%08d" % i, value=os.urandom(value_size)))  # incompressible
                     for i in range(lo, min(keys, lo + PER_TXN))]
-                await kv.Txn(rpc_pb2.TxnRequest(success=ops), timeout=120)
+                for attempt in range(10):  # idempotent: the same puts again
+                    try:
+                        await kv.Txn(rpc_pb2.TxnRequest(success=ops), timeout=120)
+                        break
+                    except grpc.aio.AioRpcError as exc:
+                        if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == 9:
+                            raise
+                        timeouts.append(exc.details() or "")
 
         await asyncio.gather(*(worker() for _ in range(inflight)))
+    if timeouts:
+        print(f"  {len(timeouts)} txns retried after UNAVAILABLE ({timeouts[0]})", flush=True)
 
 
 def applied(c: ProcCluster, m: Member) -> int:
@@ -75,7 +85,9 @@ def snapshot_installs(m: Member) -> list[tuple[int, int]]:
 def run_one(keys: int, value_size: int) -> dict[str, object]:
     out: dict[str, object] = {"keys": keys, "value_size": value_size}
     with tempfile.TemporaryDirectory(prefix="raftkv-scale-") as tmp:
-        c = ProcCluster(Path(tmp), 3, flags=FLAGS)
+        # a snapshot every 40% of the load: the one that was down must get one
+        every = str(max(100, keys // PER_TXN * 2 // 5))
+        c = ProcCluster(Path(tmp), 3, flags=(*FLAGS, "--snapshot-count", every))
         c.start_all()
         try:
             lead = c.leader(timeout=60)
