@@ -1,3 +1,4 @@
+# mypy: disable-error-code="no-untyped-call"
 """raftkv.embed: a member inside the test's own process, reached in-process and over gRPC.
 
 The in-process path (LocalChannel) must behave like the network path: same handlers, same
