@@ -16,6 +16,7 @@ import asyncio
 import base64
 import json
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -112,9 +113,18 @@ def run(ns: argparse.Namespace, body: Callable[[Any, Options], Awaitable[int]]) 
     opts = options(ns)
 
     async def main() -> int:
+        # Ctrl-C / SIGTERM cancel the command cleanly: a held lock or an election is given
+        # up (not left to expire), a watch is cancelled on the server
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
         client = make_client(opts)
         try:
             return await body(client, opts)
+        except asyncio.CancelledError:
+            return 130
         finally:
             await client.close()
 

@@ -155,10 +155,12 @@ class Server:
         joins a running cluster adopts the id its members report (and keeps it)."""
         spec = self.spec
         known = store.identity()
+        if known is not None and known.member_id == spec.member_id:
+            # a member with data keeps its cluster, whatever --initial-cluster says now
+            # (etcd ignores the bootstrap flags once the data dir exists)
+            return known.cluster_id
         if spec.new_cluster:
             return spec.cluster_id
-        if known is not None and known.member_id == spec.member_id:
-            return known.cluster_id
         try:
             return await ask_cluster_id(spec.member_id, spec.cluster_token, spec.peers,
                                         spec.request_timeout_s * 4)
