@@ -156,7 +156,21 @@ class Watch:
         self._drop_stream()
 
     async def __aenter__(self) -> Watch:
+        """Create the watch on the server before the block runs, so every change made
+        after entering is delivered (a watch only iterated later starts then)."""
+        await self.start()
         return self
+
+    async def start(self) -> None:
+        """Create the watch on the server now (idempotent); iteration does it otherwise.
+        If no member answers, iteration retries from the same point."""
+        if self._call is not None or self._closed:
+            return
+        try:
+            await self._connect()
+            await self._receive()  # the first response on a stream is the creation
+        except UnavailableError:
+            self._drop_stream()
 
     async def __aexit__(self, *exc: object) -> None:
         await self.cancel()
