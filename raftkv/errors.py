@@ -150,3 +150,9 @@ class WatchCanceledError(RaftKVError):
 
 class ClosedError(RaftKVError):
     """The client (or the object it produced) was closed."""
+
+
+STALE_REQUEST_PREFIX = "raftkv: stale request: "
+"""How a server's message starts when it refused a de-duplicated write whose record is gone
+(an earlier attempt may have been applied); the client starts a new session or reports
+:class:`OutcomeUnknownError`."""

@@ -10,10 +10,12 @@ applied once.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
@@ -44,7 +46,13 @@ from raftkv.client.types import (
     prefix_end,
     to_bytes,
 )
-from raftkv.errors import ClosedError, OutcomeUnknownError, RaftKVError, UnavailableError
+from raftkv.errors import (
+    STALE_REQUEST_PREFIX,
+    ClosedError,
+    OutcomeUnknownError,
+    RaftKVError,
+    UnavailableError,
+)
 from raftkv.wire.pb.etcdserverpb import rpc_pb2
 
 if TYPE_CHECKING:
@@ -70,6 +78,44 @@ _SORT_ORDER = {None: rpc_pb2.RangeRequest.NONE, "ascend": rpc_pb2.RangeRequest.A
 _SORT_TARGET = {"key": rpc_pb2.RangeRequest.KEY, "version": rpc_pb2.RangeRequest.VERSION,
                 "create": rpc_pb2.RangeRequest.CREATE, "mod": rpc_pb2.RangeRequest.MOD,
                 "value": rpc_pb2.RangeRequest.VALUE}
+
+
+class _Session:
+    """A de-duplication session: a random client id and its sequence numbers. ``ack`` on
+    each request is the lowest seq still in flight (every lower one has been answered)."""
+
+    MAX_IN_FLIGHT = 1000
+    """Below the server's per-client record window (1024): a request still in flight is
+    never pushed below the client's floor by its own later requests."""
+
+    def __init__(self) -> None:
+        self.client_id = secrets.randbits(63) or 1
+        self._seq = itertools.count(1)
+        self.inflight: set[int] = set()
+
+    def begin(self) -> _Ticket:
+        seq = next(self._seq)
+        self.inflight.add(seq)
+        return _Ticket(self, seq)
+
+    def end(self, seq: int) -> None:
+        self.inflight.discard(seq)
+
+
+@dataclass(slots=True)
+class _Ticket:
+    session: _Session
+    seq: int
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        ack = min(self.session.inflight, default=self.seq)
+        return ((REQUEST_ID_KEY, f"{self.session.client_id:x}-{self.seq}-{ack}"),)
+
+
+def _unknown(method: str, err: RaftKVError) -> OutcomeUnknownError:
+    unknown = OutcomeUnknownError(f"raftkv: {method} may or may not have been applied: {err}")
+    unknown.grpc_code = err.grpc_code
+    return unknown
 
 
 class Client(AdminMixin):
@@ -109,10 +155,8 @@ class Client(AdminMixin):
         self._t: Transport = transport
         self._retry = policy if policy is not None else RetryPolicy()
         self._timeout = timeout
-        self.client_id = secrets.randbits(63) or 1
-        """Identifies this client's writes to the server's de-duplication table."""
-        self._seq = itertools.count(1)
-        self._inflight: set[int] = set()
+        self._session = _Session()
+        self._write_slots = asyncio.Semaphore(_Session.MAX_IN_FLIGHT)
         self._closed = False
         self._dedup: bool | None = getattr(transport, "deduplicates", None)
         self._closers: set[Callable[[], Awaitable[None]]] = set()
@@ -176,38 +220,50 @@ class Client(AdminMixin):
         if self._closed:
             raise ClosedError("raftkv: the client is closed")
         deadline = self._deadline(timeout)
-        metadata: tuple[tuple[str, str], ...] | None = None
-        dedup = False
-        seq = 0
-        if write and self._retry.max_attempts != 1:
-            dedup = await self._deduplicates(deadline)
-            if dedup:
-                seq = next(self._seq)
-                self._inflight.add(seq)
-                ack = min(self._inflight)  # every lower seq has been answered
-                metadata = ((REQUEST_ID_KEY, f"{self.client_id:x}-{seq}-{ack}"),)
+        dedup = write and self._retry.max_attempts != 1 and \
+            await self._deduplicates(deadline)
+        if dedup:
+            await self._write_slots.acquire()
+        ticket = self._session.begin() if dedup else None
         cap = None if blocking else self._retry.attempt_timeout_s
+        attempts = 0
 
         async def attempt() -> Any:
+            nonlocal ticket, attempts
+            attempts += 1
             generation = self._generation()
             stub = getattr(self._t, service)
             try:
-                return await getattr(stub, method)(request, timeout=deadline.attempt_timeout(cap),
-                                                   metadata=metadata)
+                return await getattr(stub, method)(
+                    request, timeout=deadline.attempt_timeout(cap),
+                    metadata=ticket.metadata() if ticket is not None else None)
             except grpc.RpcError as exc:
                 err = self._map(exc, generation)
+            if ticket is not None and str(err).startswith(STALE_REQUEST_PREFIX):
+                if attempts > 1:  # an earlier attempt may have been applied
+                    raise _unknown(method, err) from err
+                # a first attempt of a session the server forgot: a new session, re-send
+                ticket.session.end(ticket.seq)
+                self._session = _Session()
+                ticket = self._session.begin()
+                return await attempt()
             if write and not dedup and isinstance(err, UnavailableError) \
                     and not _errors.never_sent(err):
-                unknown = OutcomeUnknownError(f"raftkv: {method} may or may not have been "
-                                              f"applied: {err}")
-                unknown.grpc_code = err.grpc_code
-                raise unknown from err
+                raise _unknown(method, err) from err
             raise err
 
         try:
             return await retry.run(self._retry, deadline, attempt)
         finally:
-            self._inflight.discard(seq)
+            if ticket is not None:
+                ticket.session.end(ticket.seq)
+                self._write_slots.release()
+
+    @property
+    def client_id(self) -> int:
+        """Identifies this client's writes to the server's de-duplication table (changes
+        if the server forgets the client and a new session starts)."""
+        return self._session.client_id
 
     async def _deduplicates(self, deadline: Deadline) -> bool:
         """Whether the server de-duplicates request ids (asked once, with a read)."""

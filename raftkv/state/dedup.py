@@ -7,7 +7,10 @@ still waits for (``ack``: every lower seq has been answered). The table keeps, p
   however many are in flight at once -- gets the first result without applying again;
 * ``floor``: seqs below it are acknowledged (or evicted); a request below it that is not in
   the table is answered :class:`~raftkv.state.errors.StaleRequestError` and not applied
-  (a delayed duplicate of a request whose record is gone).
+  (a delayed duplicate of a request whose record is gone). So is a request of an unknown
+  client whose ``ack`` is above 1: it had answered requests, so its records were evicted
+  and this may be a retry of an applied one. The client then starts a new session (a new
+  client id, seqs from 1); a request that was a first attempt is simply re-sent there.
 
 It stays bounded deterministically, by log order and never by time: a client's records
 below its ``ack`` are dropped when it sends a higher one; at most :data:`MAX_PER_CLIENT`
@@ -31,6 +34,7 @@ from dataclasses import dataclass, field
 from raftkv.state import codec, schema
 from raftkv.state.backend import Backend, WriteBatch
 from raftkv.state.commands import ErrorCode, ErrorResult, Request, Response
+from raftkv.state.errors import STALE_PREFIX
 
 MAX_PER_CLIENT = 1024
 """Records kept per client (its requests in flight at once, in practice)."""
@@ -75,6 +79,13 @@ class DedupTable:
         """The stored result of a retried request, a stale error, or ``None`` if new."""
         c = self._clients.get(request.client_id) if request.client_id else None
         if c is None:
+            if request.client_id and request.ack > 1:
+                # it had answered requests, yet no records: evicted (or its earlier writes
+                # never reached the log); a retry here might apply twice
+                return ErrorResult(ErrorCode.STALE_REQUEST,
+                                   f"{STALE_PREFIX}client {request.client_id:x} is unknown "
+                                   f"(its records were evicted); request {request.seq} "
+                                   "not applied: start a new session")
             return None
         if request.seq in c.records:
             raw = self._backend.get(_key(request.client_id, request.seq))
@@ -83,8 +94,9 @@ class DedupTable:
             return codec.decode_response(raw[_I64.size:])
         if request.seq < c.floor:
             return ErrorResult(ErrorCode.STALE_REQUEST,
-                               f"raftkv: request {request.seq} of client {request.client_id:x}"
-                               f" is below its acknowledged floor {c.floor}; not applied")
+                               f"{STALE_PREFIX}request {request.seq} of client "
+                               f"{request.client_id:x} is below its acknowledged floor "
+                               f"{c.floor}; not applied")
         return None
 
     def record(self, batch: WriteBatch, index: int, request: Request, result: Response) -> None:

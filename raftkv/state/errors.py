@@ -21,6 +21,7 @@ text without the ``etcdserver:`` prefix; the wire layer adds the prefix, as etcd
 from __future__ import annotations
 
 from raftkv.errors import (  # defined there so that clients can catch them too
+    STALE_REQUEST_PREFIX,
     FutureRevisionError,
     InvalidRequestError,
     LeaseExistsError,
@@ -49,11 +50,13 @@ __all__ = [
 
 
 class StaleRequestError(InvalidRequestError):
-    """A client re-sent a sequence number older than its latest applied one.
+    """A de-duplicated request whose earlier attempt may have been applied, but whose
+    record is gone (below the client's acknowledged floor, or the client's records were
+    evicted). It is not applied; the client cannot know whether the earlier attempt was.
+    Messages start with :data:`STALE_PREFIX`."""
 
-    The state machine remembers only the latest result per client, so the result of an
-    older request is gone; the request is not applied again.
-    """
+
+STALE_PREFIX = STALE_REQUEST_PREFIX
 
 
 class ApplyError(RuntimeError):

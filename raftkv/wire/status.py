@@ -15,7 +15,12 @@ from raftkv.errors import (
     RaftKVError,
     UnavailableError,
 )
-from raftkv.state.errors import FutureRevisionError, LeaseExistsError, LeaseTTLTooLargeError
+from raftkv.state.errors import (
+    FutureRevisionError,
+    LeaseExistsError,
+    LeaseTTLTooLargeError,
+    StaleRequestError,
+)
 
 KEY_NOT_PROVIDED = "etcdserver: key is not provided"
 REQUEST_TOO_LARGE = "etcdserver: request is too large"
@@ -30,6 +35,8 @@ _TABLE: tuple[tuple[type[RaftKVError], grpc.StatusCode, str | None], ...] = (
     (LeaseExistsError, grpc.StatusCode.FAILED_PRECONDITION,
      "etcdserver: lease already exists"),
     (LeaseTTLTooLargeError, grpc.StatusCode.OUT_OF_RANGE, "etcdserver: too large lease TTL"),
+    # not the client's fault: a retry whose de-duplication record is gone (raftkv only)
+    (StaleRequestError, grpc.StatusCode.FAILED_PRECONDITION, None),
     (InvalidRequestError, grpc.StatusCode.INVALID_ARGUMENT, None),
     (NotLeaderError, grpc.StatusCode.UNAVAILABLE, "etcdserver: not leader"),
     (UnavailableError, grpc.StatusCode.UNAVAILABLE, None),

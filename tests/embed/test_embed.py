@@ -206,3 +206,29 @@ def test_sync_client_of_an_embedded_member(tmp_path: Path) -> None:
             assert lock.fencing_token > kv.mod_revision
         client.close()
         assert node.is_leader  # closing the facade left the member's loop running
+
+
+def test_client_forgotten_by_the_server_starts_a_new_session(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's de-duplication table evicted this client: its next write is refused as
+    stale (it could be a retry of an applied one); a first attempt is re-sent in a new
+    session and applies exactly once."""
+    from raftkv.state import dedup
+
+    monkeypatch.setattr(dedup, "MAX_CLIENTS", 2)
+
+    async def scenario() -> None:
+        async with embed.start_node(tmp_path / "n1") as node:
+            a, b, c = node.client(), node.client(), node.client()
+            await a.put("k", "1")
+            first_id = a.client_id
+            await b.put("x", "b")
+            await c.put("x", "c")  # a is evicted
+            r = await a.put("k", "2")
+            assert a.client_id != first_id
+            kv = await a.get("k")
+            assert kv is not None
+            assert (kv.value, kv.version, kv.mod_revision) == (b"2", 2, r.revision)
+            for cl in (a, b, c):
+                await cl.close()
+    run(scenario())

@@ -84,3 +84,23 @@ def test_client_zero_is_never_deduplicated() -> None:
     node.apply(Put(b"k"))
     assert node.sm.revision == 3
     assert len(node.sm._dedup) == 0
+
+
+def test_a_retry_from_an_evicted_client_is_refused_not_applied_twice(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dedup, "MAX_CLIENTS", 2)
+    node = Node()
+    node.apply(Put(b"k", b"once"), client_id=7, seq=1, ack=1)
+    node.apply(Put(b"k", b"two"), client_id=7, seq=2, ack=1)  # its answer is lost
+    node.apply(Put(b"x"), client_id=8, seq=1)
+    node.apply(Put(b"x"), client_id=9, seq=1)  # client 7 evicted with its records
+    assert 7 not in node.sm._dedup._clients
+    revision = node.sm.revision
+    retry = node.apply(Put(b"k", b"two"), client_id=7, seq=2, ack=2)  # 1 was answered
+    assert isinstance(retry, ErrorResult)
+    assert retry.code == ErrorCode.STALE_REQUEST
+    assert retry.message.startswith("raftkv: stale request: client 7 is unknown")
+    assert node.sm.revision == revision  # not applied a second time
+    # a new session (new id, seqs from 1) is accepted
+    assert node.apply(Put(b"k", b"new"), client_id=10, seq=1, ack=1) == \
+        PutResult(revision=revision + 1)
