@@ -345,4 +345,10 @@ def run_server(cfg: ServerConfig) -> int:
     """
     level = getattr(logging, cfg.log_level.upper(), logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return asyncio.run(serve(spec_from_config(cfg)))
+    spec = spec_from_config(cfg)
+    # uvloop's event loop: about 10% more Puts/s than asyncio's (docs/performance.md)
+    try:
+        import uvloop
+    except ImportError:  # an optional speed-up, e.g. on a platform without it
+        return asyncio.run(serve(spec))
+    return uvloop.run(serve(spec))
