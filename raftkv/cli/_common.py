@@ -33,5 +33,6 @@ def int_flag(text: str) -> int:
 
 def fail(message: str, code: int) -> int:
     """Print ``raftkv: error: MESSAGE`` on one line and return ``code``."""
-    sys.stderr.write(f"{PROG}: error: {' '.join(message.split())}\n")
+    text = " ".join(message.split()).removeprefix(f"{PROG}: ")  # one prefix is enough
+    sys.stderr.write(f"{PROG}: error: {text}\n")
     return code

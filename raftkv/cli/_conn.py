@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from raftkv.cli._common import FMT, Parser
+from raftkv.cli._common import FMT, CliError, Parser
 from raftkv.errors import ConfigError
 
 DEFAULT_ENDPOINTS = "127.0.0.1:2379"
@@ -122,6 +122,7 @@ def run(ns: argparse.Namespace, body: Callable[[Any, Options], Awaitable[int]]) 
             loop.add_signal_handler(sig, task.cancel)
         client = make_client(opts)
         try:
+            await _reach(client, opts)
             return await body(client, opts)
         except asyncio.CancelledError:
             return 130
@@ -129,6 +130,19 @@ def run(ns: argparse.Namespace, body: Callable[[Any, Options], Awaitable[int]]) 
             await client.close()
 
     return asyncio.run(main())
+
+
+async def _reach(client: Any, opts: Options) -> None:
+    """Find a member that answers within --dial-timeout (so a command that would wait, a
+    watch or a lock, fails fast with a clear line when no endpoint is up)."""
+    from raftkv.errors import RaftKVError
+
+    try:
+        await asyncio.wait_for(client.status(), opts.dial_timeout_s)
+    except (RaftKVError, TimeoutError) as exc:
+        why = f" ({exc})" if str(exc) else ""
+        raise CliError(f"no endpoint of --endpoints={','.join(opts.endpoints)} answered "
+                       f"within --dial-timeout={opts.dial_timeout_s:g}s{why}") from None
 
 
 # -- output ---------------------------------------------------------------------------------

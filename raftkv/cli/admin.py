@@ -114,17 +114,27 @@ async def _status_rows(client: Any, opts: Options) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"name": m.name or "(unstarted)", "id": f"{m.id:x}",
                                "client_url": url}
         if isinstance(st, str):
-            row.update(role=st, term="", commit="", applied="", db_size="", last_contact="")
+            row.update(role=st, term=None, commit=None, applied=None, db_size=None,
+                       last_contact_ms=None)
         else:
-            leader = st.leader == st.header.member_id
             ms = contact.get(m.id)
             row.update(role=_role(st, m), term=st.raftTerm, commit=st.raftIndex,
                        applied=st.raftAppliedIndex, db_size=st.dbSize,
-                       last_contact="-" if leader else ("" if ms is None or ms < 0
-                                                        else f"{ms} ms ago"),
+                       last_contact_ms=None if ms is None or ms < 0 else ms,
                        errors=list(st.errors))
         rows.append(row)
     return rows
+
+
+def _contact_text(row: dict[str, Any]) -> str:
+    if row["role"] == "leader":
+        return "-"
+    ms = row["last_contact_ms"]
+    return "" if ms is None else f"{ms} ms ago"
+
+
+def _blank(value: object) -> object:
+    return "" if value is None else value
 
 
 def _cmd_status(ns: argparse.Namespace) -> int:
@@ -135,9 +145,10 @@ def _cmd_status(ns: argparse.Namespace) -> int:
         else:
             table(["NAME", "ID", "CLIENT URL", "ROLE", "TERM", "COMMIT", "APPLIED", "DB SIZE",
                    "LAST CONTACT"],
-                  [(r["name"], r["id"], r["client_url"], r["role"], r["term"], r["commit"],
-                    r["applied"], _size(r["db_size"]) if r["db_size"] != "" else "",
-                    r["last_contact"]) for r in rows])
+                  [(r["name"], r["id"], r["client_url"], r["role"], _blank(r["term"]),
+                    _blank(r["commit"]), _blank(r["applied"]),
+                    "" if r["db_size"] is None else _size(r["db_size"]), _contact_text(r))
+                   for r in rows])
         healthy = all(r["role"] in ("leader", "follower", "learner") for r in rows)
         return 0 if healthy else 1
 
@@ -396,6 +407,49 @@ def add_snapshot_save(ssub: Any) -> None:
                     example="  raftkv snapshot save backup.db --endpoints 127.0.0.1:23790",
                     func=_cmd_snapshot_save)
     p.add_argument("file", metavar="FILE")
+
+
+def add_snapshot_status(ssub: Any) -> None:
+    """Add ``raftkv snapshot status`` (offline: reads the file only)."""
+    p = ssub.add_parser("status", help="check a snapshot file and summarise it",
+                        formatter_class=FMT,
+                        description="Verify FILE's SHA-256 trailer and print its hash (the "
+                                    "key space's, as `endpoint hashkv` prints it), revision, "
+                                    "number of keys and size, as etcdctl snapshot status does.",
+                        epilog="example:\n  raftkv snapshot status backup.db -w table\n")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("-w", "--write-out", choices=("simple", "json", "table"), default="simple")
+    p.set_defaults(func=_cmd_snapshot_status)
+
+
+def _cmd_snapshot_status(ns: argparse.Namespace) -> int:
+    from raftkv.server.services.maintenance import hash_kv, unpack_snapshot
+    from raftkv.state import MemoryBackend, StateMachine
+    from raftkv.state.commands import Range
+    from raftkv.state.errors import ApplyError
+
+    path = Path(ns.file)
+    try:
+        blob = path.read_bytes()
+        backend = MemoryBackend()
+        sm = StateMachine(backend)
+        sm.restore(unpack_snapshot(blob))
+    except OSError as exc:
+        raise CliError(f"cannot read snapshot file {path}: {exc.strerror}") from None
+    except (ValueError, ApplyError) as exc:
+        raise CliError(f"{path}: {exc}") from None
+    revision = sm.revision
+    keys = sm.range(Range(b"\0", b"\0", count_only=True)).count
+    digest = hash_kv(backend, revision)
+    if ns.write_out == "json":
+        print_json({"hash": digest, "revision": revision, "totalKey": keys,
+                    "totalSize": len(blob)})
+    elif ns.write_out == "table":
+        table(["HASH", "REVISION", "TOTAL KEYS", "TOTAL SIZE"],
+              [(digest, revision, keys, _size(len(blob)))])
+    else:
+        print(f"{digest}, {revision}, {keys}, {_size(len(blob))}")
+    return 0
 
 
 def _cmd_snapshot_save(ns: argparse.Namespace) -> int:

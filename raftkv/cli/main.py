@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import cast
 
+import grpc
+
 from raftkv.cli import admin, kv, local, recipes, serve
 from raftkv.cli._common import FMT, PROG, CliError, Parser, fail
 from raftkv.cli._conn import global_flags
@@ -32,12 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, rest = args[:i], args[i + 1:]
     try:
         ns = parser.parse_args(args)
-        if rest and not hasattr(ns, "command_args"):
-            parser.error(f"unrecognized arguments: -- {' '.join(rest)}")
+        if rest:
+            _take_rest(parser, ns, rest)
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else 1
-    if rest:
-        ns.command_args = [*ns.command_args, *rest]
     func = cast(Callable[[argparse.Namespace], int], ns.func)
     try:
         return func(ns)
@@ -45,11 +45,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(exc), 2)
     except (CliError, RaftKVError) as exc:
         return fail(str(exc), 1)
+    except grpc.RpcError as exc:  # a raw stub call that escaped the client's mapping
+        from raftkv.client._errors import from_rpc_error
+
+        return fail(str(from_rpc_error(exc)), 1)
     except OSError as exc:  # e.g. a directory that cannot be created or written
         where = f" ({exc.filename})" if exc.filename else ""
         return fail(f"{exc.strerror or exc}{where}", 1)
     except KeyboardInterrupt:
         return 130
+
+
+def _take_rest(parser: Parser, ns: argparse.Namespace, rest: list[str]) -> None:
+    """Words after ``--``: the command of ``lock``, or (as in etcdctl) values that start
+    with a dash for the trailing positionals left empty (``raftkv put k -- -v``)."""
+    if hasattr(ns, "command_args"):
+        ns.command_args = [*ns.command_args, *rest]
+        return
+    empty = [d for d in ("value", "range_end") if hasattr(ns, d) and getattr(ns, d) is None]
+    if len(rest) > len(empty):
+        parser.error(f"unrecognized arguments: -- {' '.join(rest)}")
+    for dest, word in zip(empty, rest, strict=False):
+        setattr(ns, dest, word)
 
 
 def _version() -> str:
@@ -98,6 +115,7 @@ def _add_snapshot(sub: argparse._SubParsersAction[Parser]) -> None:
     ssub = snap.add_subparsers(dest="snapshot_command", metavar="COMMAND", required=True,
                                parser_class=Parser)
     admin.add_snapshot_save(ssub)
+    admin.add_snapshot_status(ssub)
     serve.add_snapshot_restore(ssub)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -96,7 +97,13 @@ def _cmd_snapshot_restore(ns: argparse.Namespace) -> int:
     from raftkv.server.restore import restore_snapshot
 
     cfg = serve_config(ns)
-    index = restore_snapshot(Path(ns.file), cfg)
+    if sys.stderr.isatty():  # a spinner while a large snapshot is read and written
+        from rich.console import Console
+
+        with Console(stderr=True).status(f"restoring {ns.file} into {cfg.data_dir} ..."):
+            index = restore_snapshot(Path(ns.file), cfg)
+    else:
+        index = restore_snapshot(Path(ns.file), cfg)
     print(f"restored {ns.file} into {cfg.data_dir} for member {cfg.name} "
           f"({cfg.member_id:x}) of cluster {cfg.cluster_id:x}, starting at index {index}")
     return 0

@@ -62,6 +62,11 @@ def test_put_get_del_in_every_format(c: ProcCluster) -> None:
     assert ok(c, "get", "cli/", "--prefix") == ""
 
 
+def test_values_that_start_with_a_dash_after_double_dash(c: ProcCluster) -> None:
+    assert ok(c, "put", "dash", "--", "-v") == "OK\n"
+    assert ok(c, "get", "dash", "--print-value-only") == "-v\n"
+
+
 def test_etcdctl_reads_what_raftkv_wrote_and_back(c: ProcCluster) -> None:
     if shutil.which("etcdctl") is None:
         pytest.skip("etcdctl not installed (apt-get install etcd-client)")
@@ -141,7 +146,10 @@ def test_status_member_and_endpoint_tables(c: ProcCluster) -> None:
     rows = json.loads(ok(c, "status", "-w", "json"))
     assert sorted(r["name"] for r in rows) == ["n1", "n2", "n3"]
     assert all(r["applied"] > 0 and r["db_size"] > 0 for r in rows)
-    assert [r["last_contact"] for r in rows].count("-") == 1
+    leader = next(r for r in rows if r["role"] == "leader")
+    followers = [r for r in rows if r["role"] == "follower"]
+    assert leader["last_contact_ms"] is None  # the leader's own row: it hears itself
+    assert all(0 <= r["last_contact_ms"] < 5000 for r in followers)  # the leader hears them
     members = ok(c, "member", "list").splitlines()
     assert len(members) == 3
     assert all(", started, n" in line for line in members)
@@ -158,6 +166,14 @@ def test_snapshot_save_then_restore_into_a_new_cluster(c: ProcCluster, tmp_path:
         ok(c, "put", f"snap/{i:02d}", f"value {i}")
     snap = tmp_path / "backup.db"
     assert ok(c, "snapshot", "save", str(snap)).startswith(f"Snapshot saved at {snap}")
+    digest, revision, keys, _ = ok(c, "snapshot", "status", str(snap)).strip().split(", ")
+    assert int(keys) >= 20
+    assert int(revision) > 0
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(snap.read_bytes()[:-1] + b"x")
+    r = rk(c, "snapshot", "status", str(bad))
+    assert r.returncode == 1
+    assert "SHA-256 does not match" in r.stderr
     peer = f"http://127.0.0.1:{c.members[0].peer_port + 1000}"
     restored = tmp_path / "r1"
     ok(c, "snapshot", "restore", str(snap), "--name", "r1", "--data-dir", str(restored),
@@ -179,6 +195,8 @@ def test_snapshot_save_then_restore_into_a_new_cluster(c: ProcCluster, tmp_path:
                 break
             time.sleep(0.5)
         assert r.stdout == "20\n", r.stderr
+        hashes = rk(c, "endpoint", "hashkv", "--endpoints", f"127.0.0.1:{port}")
+        assert hashes.stdout.strip().endswith(f", {digest}")  # the same key space
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -192,8 +210,15 @@ def test_errors_are_one_line_with_a_nonzero_status(c: ProcCluster) -> None:
         (("lease", "revoke", "zz"), 2, "raftkv: error: ID='zz' is not a lease id"),
         (("get",), 2, "raftkv: error: the following arguments are required: KEY"),
         (("get", "x", "-w", "yaml"), 2, "raftkv: error: argument -w/--write-out"),
-        (("get", "x", "--endpoints", "127.0.0.1:1", "--command-timeout", "1s"), 1,
-         "raftkv: error: "),
+        (("get", "x", "--endpoints", "127.0.0.1:1", "--dial-timeout", "1s"), 1,
+         "raftkv: error: no endpoint of --endpoints=127.0.0.1:1 answered within "
+         "--dial-timeout=1s"),
+        (("watch", "x", "--endpoints", "127.0.0.1:1", "--dial-timeout", "1s"), 1,
+         "raftkv: error: no endpoint"),
+        (("lease", "keep-alive", "1234", "--once", "--endpoints", "127.0.0.1:1"), 1,
+         "raftkv: error: no endpoint"),
+        (("put", "k", "v", "--", "extra", "words"), 2,
+         "raftkv: error: unrecognized arguments: -- extra words"),
     ]
     for args, code, prefix in cases:
         r = rk(c, *args)
