@@ -17,7 +17,7 @@ import asyncio
 import itertools
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -36,7 +36,7 @@ from raftkv.raft.types import (
 )
 from raftkv.state import codec
 from raftkv.state.commands import Command, Event, Request, Response
-from raftkv.state.machine import StateMachine
+from raftkv.state.machine import StateMachine, encode_snapshot
 from raftkv.storage.raft_store import DurableLogStorage
 
 log = logging.getLogger("raftkv.server.node")
@@ -62,6 +62,15 @@ _EXTRA_MAGIC = b"RKVSNAPX"
 
 class RequestTimeoutError(UnavailableError):
     """The request did not complete in time (etcd: ``etcdserver: request timed out``)."""
+
+
+def _encode_snapshot(source: Iterable[tuple[bytes, bytes]], extra: bytes | None) -> bytes:
+    """The state machine's pairs encoded, followed by the extra replicated state if any
+    (safe on any thread: ``source`` is a fixed view)."""
+    data = encode_snapshot(source)
+    if extra is None:
+        return data
+    return _EXTRA_MAGIC + len(data).to_bytes(8, "big") + data + extra
 
 
 class NodeDriver:
@@ -101,6 +110,8 @@ class NodeDriver:
         self.is_attribute_change: Callable[[ConfChange], bool] = lambda _: False
         """True for a conf change entry that only carries member attributes (not for Raft)."""
         self._snapshot_due = False
+        self._snapshot_job: tuple[asyncio.Future[bytes], int, ConfState] | None = None
+        """A snapshot being encoded off the loop: (its bytes, applied index, membership)."""
         self.snapshot_extra: tuple[Callable[[], bytes], Callable[[bytes, int], None]] | None
         self.snapshot_extra = None
         """(dump, load) of replicated state kept outside the state machine (the member
@@ -223,6 +234,8 @@ class NodeDriver:
         finally:
             ticker.cancel()
             self._fail_all(UnavailableError("etcdserver: server stopped"))
+            if self._snapshot_job is not None:  # it reads the backend: let it finish
+                await asyncio.gather(self._snapshot_job[0], return_exceptions=True)
             self._executor.shutdown(wait=True)
 
     def stop(self) -> None:
@@ -351,13 +364,30 @@ class NodeDriver:
         applied = self.sm.applied_index
         for callback in self.on_apply:
             callback(applied)
+        await self._maybe_snapshot(loop, applied)
+
+    async def _maybe_snapshot(self, loop: asyncio.AbstractEventLoop, applied: int) -> None:
+        """Take a snapshot when due. The state is captured here, on the loop, at
+        ``applied`` (a backend view); it is encoded on a worker thread while this member
+        keeps running (a large state takes seconds), and written to storage by a later
+        cycle, on the I/O thread, like every other storage change."""
+        pending = self._snapshot_job
+        if pending is not None:
+            if not pending[0].done():
+                return
+            self._snapshot_job = None
+            future, at, conf_state = pending
+            await loop.run_in_executor(self._executor, self._snapshot, at, conf_state,
+                                       future.result())
+            return
         if self._snapshot_due or \
                 applied - self.storage.snapshot_meta().index >= self.cfg.snapshot_count:
             self._snapshot_due = False
-            data = self._snapshot_data()  # on this thread: consistent with ``applied``
-            conf_state = self.raw.raft.conf_state()
-            await loop.run_in_executor(self._executor, self._snapshot, applied, conf_state,
-                                       data)
+            source = self.sm.snapshot_source()
+            extra = self.snapshot_extra[0]() if self.snapshot_extra is not None else None
+            encoding = loop.run_in_executor(None, _encode_snapshot, source, extra)
+            encoding.add_done_callback(lambda _: self._wake.set())
+            self._snapshot_job = (encoding, applied, self.raw.raft.conf_state())
 
     def _apply(self, entries: Sequence[Entry]) -> tuple[
             list[tuple[bytes, Response | None]], list[tuple[bytes, ConfState]],
@@ -417,13 +447,6 @@ class NodeDriver:
                 self._read_waiters.extend(w for w in waiters if not w.done())
             self._read_batches.clear()
             self._read_started.clear()
-
-    def _snapshot_data(self) -> bytes:
-        """The state machine's snapshot, followed by the extra replicated state if any."""
-        data = self.sm.snapshot()
-        if self.snapshot_extra is None:
-            return data
-        return _EXTRA_MAGIC + len(data).to_bytes(8, "big") + data + self.snapshot_extra[0]()
 
     def _install_snapshot(self, data: bytes, index: int) -> None:
         extra = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from raftkv.errors import CompactedError, InvalidRequestError, LeaseNotFoundError, RaftKVError
@@ -101,6 +102,18 @@ class Applied:
     index: int
     result: Response | None
     events: tuple[Event, ...] = ()
+
+
+def encode_snapshot(pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """The snapshot format of :meth:`StateMachine.snapshot`: magic, length-prefixed keys and
+    values, CRC-32."""
+    out = bytearray(_SNAPSHOT_MAGIC)
+    for key, value in pairs:
+        for part in (key, value):
+            out += len(part).to_bytes(4, "big")
+            out += part
+    out += _CRC.pack(zlib.crc32(out))
+    return bytes(out)
 
 
 class StateMachine:
@@ -277,13 +290,13 @@ class StateMachine:
 
     def snapshot(self) -> bytes:
         """Serialize the whole state (every backend key, applied index included)."""
-        out = bytearray(_SNAPSHOT_MAGIC)
-        for key, value in self._backend.scan(b"", None):
-            for part in (key, value):
-                out += len(part).to_bytes(4, "big")
-                out += part
-        out += _CRC.pack(zlib.crc32(out))
-        return bytes(out)
+        return encode_snapshot(self.snapshot_source())
+
+    def snapshot_source(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every backend pair as of this call, for :func:`encode_snapshot`. The backend's
+        scan reflects the moment it started, so the pairs may be encoded later (the server
+        does it on another thread) while entries go on being applied."""
+        return self._backend.scan(b"", None)
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state with a :meth:`snapshot`, atomically.
