@@ -1,7 +1,11 @@
 """A logical client: one member, raw etcd-v3 gRPC stubs, deadlines, and honest outcomes.
 
 As in Jepsen, each client talks to exactly one member and has at most one operation in
-flight. Every operation is recorded as ``invoke`` and then:
+flight. With ``--client raftkv`` the client also holds a :class:`raftkv.client.Client`
+(:attr:`Client.rk`) whose endpoints start with that member and go on with the others, so
+the library's retries (de-duplicated by request id), failover and deadlines are what is
+tested; the ``set`` and ``register`` workloads then issue their operations through it.
+Every operation is recorded as ``invoke`` and then:
 
 * ``ok`` — the member answered, with the operation's result;
 * ``fail`` — the operation definitely did not take effect: a read that errored (reads
@@ -11,21 +15,31 @@ flight. Every operation is recorded as ``invoke`` and then:
 * ``info`` — a write whose outcome is unknown: deadline exceeded, connection lost, the
   member stopped or timed out the proposal. The client then takes a fresh process id
   (``process += concurrency``), because the old operation may still be in flight.
+
+A :mod:`raftkv.errors` exception from the library is ``info`` for a write when the write
+may have been applied (:class:`~raftkv.errors.UnavailableError` and its subclasses
+``OutcomeUnknownError`` and ``DeadlineExceededError``, or an unclassified error), ``fail``
+otherwise (a refusal such as ``InvalidRequestError``), and ``fail`` for any read.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import grpc
 
-from chaos.history import EventType, Key, Recorder, Value
+import raftkv.client
+from chaos.history import Event, EventType, Key, Recorder, Value
+from raftkv.errors import RaftKVError, UnavailableError
 from raftkv.wire.pb.etcdserverpb import rpc_pb2_grpc
 from raftkv.wire.pb.v3lockpb import v3lock_pb2_grpc
 
-__all__ = ["Client", "Refused", "describe_error"]
+__all__ = ["CLIENTS", "Client", "Refused", "describe_error", "may_have_applied"]
+
+CLIENTS = ("raw", "raftkv")
+"""``--client``: raw gRPC stubs, or :class:`raftkv.client.Client`."""
 
 T = TypeVar("T")
 
@@ -45,6 +59,11 @@ def _never_sent(exc: BaseException) -> bool:
     return "failed to connect" in details or "connection refused" in details
 
 
+def may_have_applied(exc: RaftKVError) -> bool:
+    """A write that raised ``exc`` through raftkv.client may have been applied."""
+    return isinstance(exc, UnavailableError) or type(exc) is RaftKVError
+
+
 class Refused(Exception):
     """The operation definitely did not take effect (recorded as ``fail``)."""
 
@@ -53,16 +72,25 @@ def describe_error(exc: BaseException) -> str:
     """One line for the history's ``error`` field."""
     if isinstance(exc, grpc.aio.AioRpcError):
         return f"{exc.code().name}: {exc.details()}"
+    if isinstance(exc, RaftKVError):
+        return f"{type(exc).__name__}: {exc}"
     if isinstance(exc, TimeoutError):
         return "timeout"
     return f"{type(exc).__name__}: {exc}"
 
 
 class Client:
-    """One logical client (see the module docstring)."""
+    """One logical client (see the module docstring).
+
+    Args:
+        target: the member this client is bound to.
+        others: the other members' endpoints, for :attr:`rk` to fail over to.
+        library: ``raw`` (stubs only) or ``raftkv`` (also :attr:`rk`).
+    """
 
     def __init__(self, number: int, member_index: int, target: str, recorder: Recorder,
-                 *, concurrency: int, timeout_s: float, rng: random.Random) -> None:
+                 *, concurrency: int, timeout_s: float, rng: random.Random,
+                 library: str = "raw", others: Sequence[str] = ()) -> None:
         self.number = number
         self.member_index = member_index
         self.process = number
@@ -75,8 +103,20 @@ class Client:
         self.lease = rpc_pb2_grpc.LeaseStub(self.channel)  # type: ignore[no-untyped-call]
         self.lock = v3lock_pb2_grpc.LockStub(self.channel)  # type: ignore[no-untyped-call]
         self.infos = 0
+        self.rk: raftkv.client.Client | None = None
+        if library == "raftkv":
+            # per-op deadline = the call's timeout; attempts short enough to fail over and
+            # retry (de-duplicated) at least once inside it
+            policy = raftkv.client.RetryPolicy(deadline_s=timeout_s,
+                                               attempt_timeout_s=max(timeout_s / 2, 0.1))
+            self.rk = raftkv.client.Client([target, *others], timeout=timeout_s,
+                                           retry=policy)
+        elif library != "raw":
+            raise ValueError(f"client library {library!r}: use one of {', '.join(CLIENTS)}")
 
     async def close(self) -> None:
+        if self.rk is not None:
+            await self.rk.close()
         await self.channel.close()
 
     async def op(self, f: str, key: Key, value: Value, call: Callable[[], Awaitable[Value]],
@@ -92,15 +132,23 @@ class Client:
         except Refused as exc:
             self.recorder.complete(inv, EventType.FAIL, error=str(exc) or "refused")
             return EventType.FAIL, None
+        except RaftKVError as exc:
+            if read_only or not may_have_applied(exc):
+                self.recorder.complete(inv, EventType.FAIL, error=describe_error(exc))
+                return EventType.FAIL, None
+            return self._indeterminate(inv, exc)
         except (grpc.RpcError, TimeoutError, OSError) as exc:
             definite = _never_sent(exc) or (isinstance(exc, grpc.aio.AioRpcError)
                                             and exc.code() in _DEFINITE)
             if read_only or definite:
                 self.recorder.complete(inv, EventType.FAIL, error=describe_error(exc))
                 return EventType.FAIL, None
-            self.recorder.complete(inv, EventType.INFO, error=describe_error(exc))
-            self.process += self.concurrency
-            self.infos += 1
-            return EventType.INFO, None
+            return self._indeterminate(inv, exc)
         self.recorder.complete(inv, EventType.OK, out)
         return EventType.OK, out
+
+    def _indeterminate(self, inv: Event, exc: BaseException) -> tuple[EventType, Value]:
+        self.recorder.complete(inv, EventType.INFO, error=describe_error(exc))
+        self.process += self.concurrency
+        self.infos += 1
+        return EventType.INFO, None

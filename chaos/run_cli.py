@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from chaos.client import CLIENTS
 from chaos.nemesis import KINDS
 from chaos.runner import RunConfig, RunError, run
 from chaos.runstate import cleanup
@@ -87,6 +88,10 @@ def build_parser() -> _Parser:
                    help="netns (root: namespaces + nftables), proxy (no root), auto")
     p.add_argument("--op-timeout", type=_positive(float), default=2.0, metavar="S",
                    help="client deadline per operation (default: 2)")
+    p.add_argument("--client", choices=CLIENTS, default="raw",
+                   help="raw: etcd v3 gRPC stubs, one member per client; raftkv: the set and "
+                        "register workloads go through raftkv.client (de-duplicated retries, "
+                        "failover; set also checks a resuming watch) (default: raw)")
     p.add_argument("--keys", type=_positive(int), default=30,
                    help="register workload: number of keys (default: 30)")
     p.add_argument("--failpoints", default="", metavar="NAMES",
@@ -111,7 +116,7 @@ def run_main(argv: Sequence[str]) -> int:
     cfg = RunConfig(out=ns.out, nodes=ns.nodes, workload=ns.workload, nemesis=ns.nemesis,
                     time_limit_s=ns.time_limit, rate=ns.rate, concurrency=ns.concurrency,
                     seed=ns.seed, backend=ns.backend, op_timeout_s=ns.op_timeout,
-                    keys=ns.keys,
+                    keys=ns.keys, client=ns.client,
                     failpoints=tuple(f for f in ns.failpoints.split(",") if f))
     previous = signal.signal(signal.SIGTERM, _interrupt)  # clean up before the loop runs, too
     try:

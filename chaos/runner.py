@@ -27,7 +27,10 @@ from chaos.net import Network, Unsupported
 from chaos.runstate import RunState, new_run_id
 from chaos.workloads import Check, Workload, make
 
-__all__ = ["RunConfig", "RunError", "run"]
+__all__ = ["RAFTKV_CLIENT_WORKLOADS", "RunConfig", "RunError", "run"]
+
+RAFTKV_CLIENT_WORKLOADS = ("set", "register")
+"""The workloads that can issue their operations through raftkv.client (``--client``)."""
 
 log = logging.getLogger("chaos.runner")
 
@@ -53,6 +56,7 @@ class RunConfig:
     startup_timeout_s: float = 60.0
     recovery_timeout_s: float = 60.0
     keys: int = 30
+    client: str = "raw"
     failpoints: tuple[str, ...] = ()
     server_flags: tuple[str, ...] = field(default=("--heartbeat-interval", "100",
                                                    "--election-timeout", "1000"))
@@ -91,6 +95,9 @@ def run(cfg: RunConfig) -> Outcome:
     Raises:
         RunError: the run could not be done (the reason is one line).
     """
+    if cfg.client == "raftkv" and cfg.workload not in RAFTKV_CLIENT_WORKLOADS:
+        raise RunError(f"--client raftkv is for the {' and '.join(RAFTKV_CLIENT_WORKLOADS)} "
+                       f"workloads, not {cfg.workload}; use --client raw")
     cfg.out.mkdir(parents=True, exist_ok=True)
     state = RunState(new_run_id(), str(cfg.out.resolve()), cfg.backend)
     net = make_backend(cfg, state)
@@ -144,9 +151,11 @@ async def _main(cfg: RunConfig, net: Network, cluster: ChaosCluster,
 def _clients(cfg: RunConfig, cluster: ChaosCluster, recorder: Recorder, first: int,
              count: int, rng: random.Random) -> list[Client]:
     n = len(cluster.members)
-    return [Client(first + i, i % n, cluster.endpoint(cluster.members[i % n]), recorder,
-                   concurrency=max(count, 1), timeout_s=cfg.op_timeout_s,
-                   rng=random.Random(rng.random())) for i in range(count)]
+    endpoints = [cluster.endpoint(m) for m in cluster.members]
+    return [Client(first + i, i % n, endpoints[i % n], recorder, concurrency=max(count, 1),
+                   timeout_s=cfg.op_timeout_s, rng=random.Random(rng.random()),
+                   library=cfg.client, others=endpoints[i % n + 1:] + endpoints[:i % n])
+            for i in range(count)]
 
 
 async def _session(cfg: RunConfig, cluster: ChaosCluster, recorder: Recorder,
@@ -157,7 +166,11 @@ async def _session(cfg: RunConfig, cluster: ChaosCluster, recorder: Recorder,
     clients = _clients(cfg, cluster, recorder, 0, cfg.concurrency, rng)
     admin = _clients(cfg, cluster, recorder, 10_000, len(cluster.members), rng)
     try:
-        await _setup_workload(workload, admin)
+        # the setup (and the set workload's watch) starts on the leader: the member the
+        # nemeses most often kill, pause or isolate
+        leader = await cluster.leader()
+        first = leader.index if leader is not None else 0
+        await _setup_workload(workload, [*admin[first:], *admin[:first]])
         nemesis = Nemesis(cluster, recorder, random.Random(f"{cfg.seed}-nemesis"),
                           cfg.nemesis)
         started = time.monotonic()
@@ -176,6 +189,7 @@ async def _session(cfg: RunConfig, cluster: ChaosCluster, recorder: Recorder,
         history = recorder.history()
         checks = [*workload.check(history), recovery]
     finally:
+        await workload.close()
         for c in (*clients, *admin):
             await c.close()
     return _outcome(cfg, cluster, history, checks, ran_s, nemesis.faults)
@@ -244,7 +258,7 @@ def _outcome(cfg: RunConfig, cluster: ChaosCluster, history: History, checks: li
         "valid": code == 0, "exit_code": code, "workload": cfg.workload,
         "nemesis": list(cfg.nemesis), "nodes": cfg.nodes, "seed": cfg.seed,
         "backend": cluster.net.name, "time_limit_s": cfg.time_limit_s, "rate": cfg.rate,
-        "concurrency": cfg.concurrency, "ran_s": round(ran_s, 1),
+        "concurrency": cfg.concurrency, "client": cfg.client, "ran_s": round(ran_s, 1),
         "failpoints": list(cfg.failpoints),
         "ops": {"total": len(client),
                 **{s: sum(op.status.value == s for op in client) for s in ("ok", "fail", "info")}},

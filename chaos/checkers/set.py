@@ -11,11 +11,15 @@ read:
   fine, reported for the record).
 
 Every final read must agree with the others (a disagreement means members diverged).
+
+``duplicated``: when the final reads' ``version`` of each element's key is given, a key
+with version above 1 was written twice -- a retried add applied more than once (each add
+is one Put of a fresh key, so its version must be 1).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from chaos.history import EventType, History, Operation, Value
@@ -37,6 +41,7 @@ class SetResult:
         lost: acknowledged adds missing from the final read, sorted.
         unexpected: elements read that were never (successfully or possibly) added, sorted.
         divergent: final reads that disagree with the last one.
+        duplicated: ``(element, version)`` of keys written more than once, sorted.
     """
 
     valid: bool | None
@@ -47,17 +52,21 @@ class SetResult:
     lost: tuple[Value, ...]
     unexpected: tuple[Value, ...]
     divergent: tuple[Operation, ...]
+    duplicated: tuple[tuple[Value, int], ...] = ()
 
     def render(self) -> str:
         verdict = {True: "OK", False: "INVALID", None: "UNKNOWN (no final read)"}[self.valid]
         lines = [f"set: {verdict} — {self.ok} acknowledged adds, {self.indeterminate} "
                  f"indeterminate ({self.recovered} present at the end), {self.failed} failed; "
                  f"{len(self.lost)} lost, {len(self.unexpected)} unexpected, "
-                 f"{len(self.divergent)} divergent final reads"]
+                 f"{len(self.divergent)} divergent final reads, "
+                 f"{len(self.duplicated)} keys written twice"]
         if self.lost:
             lines.append(f"  lost: {list(self.lost[:50])}")
         if self.unexpected:
             lines.append(f"  unexpected: {list(self.unexpected[:50])}")
+        if self.duplicated:
+            lines.append(f"  written twice (element, version): {list(self.duplicated[:50])}")
         lines += [f"  divergent: #{op.index} {op.describe()[:200]}" for op in self.divergent[:5]]
         return "\n".join(lines)
 
@@ -67,8 +76,12 @@ def _sort_key(v: Value) -> tuple[str, str]:
 
 
 def check_set(history: History | Iterable[Operation], *, add_f: str = "add",
-              read_f: str = "read") -> SetResult:
-    """Judges adds against the final read(s); see the module docstring."""
+              read_f: str = "read", versions: Mapping[Value, int] | None = None) -> SetResult:
+    """Judges adds against the final read(s); see the module docstring.
+
+    Args:
+        versions: the highest ``version`` any final read saw for each element's key.
+    """
     ops = list(history)
     adds = [o for o in ops if o.f == add_f]
     ok = {o.input for o in adds if o.status is EventType.OK}
@@ -84,6 +97,8 @@ def check_set(history: History | Iterable[Operation], *, add_f: str = "add",
     lost = tuple(sorted(ok - seen, key=_sort_key))
     unexpected = tuple(sorted(seen - ok - (maybe - failed), key=_sort_key))
     divergent = tuple(o for o in reads[:-1] if set(o.output or ()) != seen)  # type: ignore[arg-type]
-    valid = not lost and not unexpected and not divergent
+    duplicated = tuple(sorted(((e, v) for e, v in (versions or {}).items() if v > 1),
+                              key=lambda ev: _sort_key(ev[0])))
+    valid = not lost and not unexpected and not divergent and not duplicated
     return SetResult(valid, len(ok), len(failed), len(maybe), len(maybe & seen), lost,
-                     unexpected, divergent)
+                     unexpected, divergent, duplicated)

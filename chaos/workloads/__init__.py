@@ -90,6 +90,9 @@ class Workload(abc.ABC):
         """Read the final state after healing (recorded in the history)."""
         del clients
 
+    async def close(self) -> None:  # noqa: B027 - an optional hook, empty by default
+        """Stop background work (called before the clients close, whatever happened)."""
+
     @abc.abstractmethod
     def check(self, history: History) -> list[Check]:
         """Judge the history."""

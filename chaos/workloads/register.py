@@ -4,6 +4,10 @@ Each key ``chaos/reg/<k>`` is an independent register (P-compositionality lets t
 split the history per key). Writes carry values unique across the run, which keeps the
 search small; a cas expects the value this client last saw for the key. Reads are
 linearizable Ranges (the default; ``serializable`` would legitimately be stale).
+
+With ``--client raftkv`` the operations go through :class:`raftkv.client.Client` (``get``,
+``put``, and a ``txn`` for the cas): its retries (de-duplicated writes, failover) must keep
+the history linearizable. The final reads stay raw, one per member.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from chaos.client import Client
 from chaos.history import History, Value
 from chaos.models import RegisterModel
 from chaos.workloads import Check, Workload, client_ops, count_outcomes
+from raftkv.client import Compare, Op
 from raftkv.wire.pb.etcdserverpb import rpc_pb2
 from raftkv.wire.pb.mvccpb import kv_pb2
 
@@ -57,6 +62,9 @@ class RegisterWorkload(Workload):
 
     async def _read(self, client: Client, k: int) -> None:
         async def call() -> Value:
+            if client.rk is not None:
+                kv = await client.rk.get(_key(k), timeout=client.timeout_s)
+                return None if kv is None else int(kv.value)
             resp = await client.kv.Range(rpc_pb2.RangeRequest(key=_key(k)),
                                          timeout=client.timeout_s)
             return _decode(resp.kvs)
@@ -67,8 +75,11 @@ class RegisterWorkload(Workload):
         v = next(self._values)
 
         async def call() -> Value:
-            await client.kv.Put(rpc_pb2.PutRequest(key=_key(k), value=str(v).encode()),
-                                timeout=client.timeout_s)
+            if client.rk is not None:
+                await client.rk.put(_key(k), str(v), timeout=client.timeout_s)
+            else:
+                await client.kv.Put(rpc_pb2.PutRequest(key=_key(k), value=str(v).encode()),
+                                    timeout=client.timeout_s)
             return v
         await client.op("write", k, v, call)
         self._seen[(client.number, k)] = v
@@ -85,6 +96,11 @@ class RegisterWorkload(Workload):
                                                                value=str(new).encode()))
 
         async def call() -> Value:
+            if client.rk is not None:
+                guard = Compare.create_revision(_key(k)).equal(0) if expected is None \
+                    else Compare.value(_key(k)).equal(str(expected))
+                txn = client.rk.txn().if_(guard).then(Op.put(_key(k), str(new)))
+                return (await txn.commit()).succeeded  # deadline: the client's default
             resp = await client.kv.Txn(rpc_pb2.TxnRequest(compare=[cmp], success=[put]),
                                        timeout=client.timeout_s)
             return bool(resp.succeeded)

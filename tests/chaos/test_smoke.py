@@ -59,6 +59,35 @@ def test_register_under_partitions_kills_and_pauses_passes(tmp_path: Path) -> No
     assert_no_leftovers(tmp_path, results["run_id"])
 
 
+def test_set_through_raftkv_client_with_a_resuming_watch_passes(tmp_path: Path) -> None:
+    """--client raftkv: adds go through raftkv.client (de-duplicated retries, failover) and
+    one library Watch follows the prefix from the start. Seed 1 kills the watch's member
+    (the leader at setup) and then cuts it off from a peer: the watch must resume and
+    deliver every element of the final read exactly once; no key may be written twice."""
+    out = tmp_path / "set-raftkv"
+    r = run_chaos(tmp_path, out, "--workload", "set", "--client", "raftkv",
+                  "--nemesis", "partition,kill", "--time-limit", "15", "--seed", "1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["client"] == "raftkv"
+    checks = {c["checker"]: c for c in results["checks"]}
+    assert checks["set"]["valid"] is True
+    assert checks["set"]["acknowledged"] > 100
+    assert checks["set"]["duplicated"] == 0
+    watch = checks["watch"]
+    assert watch["valid"] is True
+    assert watch["caught_up"] == 1
+    assert watch["events"] == watch["final"] >= checks["set"]["acknowledged"]
+    member = f"n{watch['member']}"
+    faults = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()
+              if '"process":"nemesis"' in line and '"f":"start-' in line]
+    hit = [f for f in faults if member in json.dumps(f.get("value"))]
+    assert hit, f"no fault touched the watch's member {member}: {faults}"
+    if any(f["f"] == "start-kill" for f in hit):
+        assert watch["reconnects"] >= 1  # its member died: it must have resumed elsewhere
+    assert_no_leftovers(tmp_path, results["run_id"])
+
+
 def test_lock_fenced_writes_pass_and_unfenced_ones_are_a_finding(tmp_path: Path) -> None:
     out = tmp_path / "lock"
     r = run_chaos(tmp_path, out, "--workload", "lock", "--nemesis", "pause,partition",

@@ -47,3 +47,12 @@ def test_no_final_read_is_unknown_not_valid() -> None:
     r = check_set(_history([(1, OK)]))
     assert r.valid is None
     assert "UNKNOWN" in r.render()
+
+
+def test_a_key_written_twice_is_reported() -> None:
+    h = _history([(1, OK), (2, INFO)], (1, 2))
+    assert check_set(h, versions={1: 1, 2: 1}).valid is True
+    r = check_set(h, versions={1: 1, 2: 2})
+    assert r.valid is False
+    assert r.duplicated == ((2, 2),)
+    assert "written twice (element, version): [(2, 2)]" in r.render()
