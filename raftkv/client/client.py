@@ -32,7 +32,7 @@ from raftkv.client._transport import (
     Transport,
 )
 from raftkv.client.retry import Deadline, RetryPolicy
-from raftkv.client.txn import Txn, _range_end
+from raftkv.client.txn import Txn, _key_range
 from raftkv.client.types import (
     DeleteResponse,
     Header,
@@ -43,7 +43,6 @@ from raftkv.client.types import (
     PutResponse,
     RangeResponse,
     TxnResponse,
-    prefix_end,
     to_bytes,
 )
 from raftkv.errors import (
@@ -160,6 +159,8 @@ class Client(AdminMixin):
         self._closed = False
         self._dedup: bool | None = getattr(transport, "deduplicates", None)
         self._closers: set[Callable[[], Awaitable[None]]] = set()
+        self._seen_revision = 0
+        self._pins: set[asyncio.Task[int]] = set()
 
     @property
     def transport(self) -> Transport:
@@ -208,7 +209,8 @@ class Client(AdminMixin):
         return err
 
     async def _call(self, service: str, method: str, request: Any, *, write: bool = False,
-                    timeout: float | None = DEFAULT, blocking: bool = False) -> Any:
+                    timeout: float | None = DEFAULT, blocking: bool = False,
+                    pinning: bool = False) -> Any:
         """One unary call with failover, error mapping and (safe) retries.
 
         Args:
@@ -216,9 +218,59 @@ class Client(AdminMixin):
                 de-duplicates, and is retried only then (or when it surely was not sent).
             blocking: the call may legitimately wait long (Lock, Campaign): no per-attempt
                 timeout below the overall deadline.
+            pinning: the read that pins a watch's start (see :meth:`_watch_start`); every
+                other call waits until the pins made before it are known.
         """
         if self._closed:
             raise ClosedError("raftkv: the client is closed")
+        if self._pins and not pinning:
+            await asyncio.wait(list(self._pins))
+        result = await self._call_once(service, method, request, write=write,
+                                       timeout=timeout, blocking=blocking)
+        self._observe(getattr(result, "header", None))
+        return result
+
+    def _observe(self, header: Any) -> None:
+        """Remember the newest store revision a response has shown this client."""
+        revision = getattr(header, "revision", 0)
+        if revision > self._seen_revision:
+            self._seen_revision = revision
+
+    def _watch_start(self) -> int | asyncio.Task[int] | None:
+        """Where a watch created now without ``start_revision`` starts: right after the
+        newest revision a response has shown this client. The cluster's revision is at
+        least that now, so every change committed after this returns is above it and is
+        delivered (changes made since that response may be delivered too). A client with
+        no response yet learns the current revision with a linearizable read started
+        now, and its later calls wait for that read. ``None`` outside an event loop
+        (the watch then starts when it is created on the server)."""
+        if self._seen_revision:
+            return self._seen_revision + 1
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        return self._pin_task()
+
+    def _pin_task(self) -> asyncio.Task[int]:
+        """Start the linearizable read that pins a watch's start; calls wait for it."""
+        task = asyncio.get_running_loop().create_task(self._current_revision(),
+                                                      name="raftkv-watch-pin")
+        self._pins.add(task)
+        task.add_done_callback(self._pin_done)
+        return task
+
+    async def _current_revision(self) -> int:
+        r = await self._call("kv", "Range", rpc_pb2.RangeRequest(key=b"\0"), pinning=True)
+        return int(r.header.revision) + 1
+
+    def _pin_done(self, task: asyncio.Task[int]) -> None:
+        self._pins.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved here; the watch that awaits it sees it too
+
+    async def _call_once(self, service: str, method: str, request: Any, *, write: bool,
+                         timeout: float | None, blocking: bool) -> Any:
         deadline = self._deadline(timeout)
         dedup = write and self._retry.max_attempts != 1 and \
             await self._deduplicates(deadline)
@@ -295,7 +347,8 @@ class Client(AdminMixin):
         return r.kvs[0] if r.kvs else None
 
     async def get_prefix(self, prefix: KeyLike, **options: Any) -> RangeResponse:
-        """Every key starting with ``prefix`` (options as :meth:`range`)."""
+        """Every key starting with ``prefix`` (``""``: every key; options as
+        :meth:`range`)."""
         return await self.range(prefix, prefix=True, **options)
 
     async def get_all(self, **options: Any) -> RangeResponse:
@@ -318,9 +371,9 @@ class Client(AdminMixin):
         if sort_order not in _SORT_ORDER or sort_target not in _SORT_TARGET:
             raise ValueError(f"sort_order {sort_order!r} / sort_target {sort_target!r}: "
                              f"use {list(_SORT_ORDER)} / {list(_SORT_TARGET)}")
-        k = to_bytes(key)
+        k, end = _key_range(key, prefix, range_end)
         req = rpc_pb2.RangeRequest(
-            key=k, range_end=_range_end(k, prefix, range_end), limit=limit,
+            key=k, range_end=end, limit=limit,
             revision=revision, sort_order=_SORT_ORDER[sort_order],
             sort_target=_SORT_TARGET[sort_target], serializable=serializable,
             keys_only=keys_only, count_only=count_only, min_mod_revision=min_mod_revision,
@@ -345,16 +398,16 @@ class Client(AdminMixin):
 
     async def delete_prefix(self, prefix: KeyLike, *, prev_kv: bool = False,
                             timeout: float | None = DEFAULT) -> DeleteResponse:
-        """Delete every key starting with ``prefix``."""
-        p = to_bytes(prefix)
-        return await self.delete_range(p, prefix_end(p), prev_kv=prev_kv, timeout=timeout)
+        """Delete every key starting with ``prefix`` (``""``: every key)."""
+        k, end = _key_range(prefix, True, None)
+        return await self.delete_range(k, end, prev_kv=prev_kv, timeout=timeout)
 
     async def delete_range(self, key: KeyLike, range_end: KeyLike | None = None, *,
                            prev_kv: bool = False,
                            timeout: float | None = DEFAULT) -> DeleteResponse:
         """Delete ``key``, or the keys of ``[key, range_end)``."""
-        k = to_bytes(key)
-        req = rpc_pb2.DeleteRangeRequest(key=k, range_end=_range_end(k, False, range_end),
+        k, end = _key_range(key, False, range_end)
+        req = rpc_pb2.DeleteRangeRequest(key=k, range_end=end,
                                          prev_kv=prev_kv)
         return DeleteResponse.from_pb(await self._call("kv", "DeleteRange", req, write=True,
                                                        timeout=timeout))
@@ -434,10 +487,12 @@ class Client(AdminMixin):
               start_revision: int = 0, prev_kv: bool = False, no_put: bool = False,
               no_delete: bool = False, progress_notify: bool = False) -> Watch:
         """Watch a key, range or prefix: ``async for event in client.watch(...)`` (see
-        :class:`raftkv.client.watch.Watch`)."""
+        :class:`raftkv.client.watch.Watch`). Without ``start_revision`` the start is
+        pinned by this call: every change committed after it returns is delivered, even
+        if iteration begins later."""
         from raftkv.client.watch import Watch
-        k = to_bytes(key)
-        return Watch(self, k, _range_end(k, prefix, range_end), start_revision=start_revision,
+        k, end = _key_range(key, prefix, range_end)
+        return Watch(self, k, end, start=start_revision or self._watch_start(),
                      prev_kv=prev_kv, no_put=no_put, no_delete=no_delete,
                      progress_notify=progress_notify)
 

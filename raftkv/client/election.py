@@ -25,6 +25,7 @@ import grpc
 from raftkv.client.lease import Lease
 from raftkv.client.types import KeyLike, KeyValue, to_bytes
 from raftkv.errors import (
+    LeaseLostError,
     NoLeaderElectedError,
     NotElectedError,
     RaftKVError,
@@ -52,8 +53,16 @@ class Election:
 
     @property
     def is_leader(self) -> bool:
-        """True once :meth:`campaign` returned and until :meth:`resign` or a lost lease."""
-        return self._leader is not None and not (self.lease is not None and self.lease.is_lost)
+        """True once :meth:`campaign` returned and until :meth:`resign` or a lost lease
+        (by the lease's check, clock included: false after a pause longer than the TTL,
+        even before the keep-alive task notices)."""
+        if self._leader is None or self.lease is None:
+            return False
+        try:
+            self.lease.check()
+        except LeaseLostError:
+            return False
+        return True
 
     @property
     def leader_key(self) -> bytes:

@@ -11,8 +11,16 @@ Keep-alives go over one ``LeaseKeepAlive`` stream, one request every ``ttl / 3``
 broken stream is re-opened (on another member if need be) until the lease would have
 expired. The lease counts as lost as soon as the server answers that it no longer exists,
 or when no renewal succeeded for a whole TTL (measured from when the last successful
-renewal was *sent*, so the client never believes in a lease the server has dropped).
-Leaving the ``async with`` block stops the keep-alives and revokes the lease.
+renewal was *sent*, so the client never believes in a lease the server has dropped);
+:attr:`Lease.is_lost` and :meth:`Lease.check` also read the clock, so a process that was
+paused (GC, swap, SIGSTOP) longer than the TTL sees the loss before its keep-alive task
+has had a chance to run.
+
+Leaving the ``async with`` block stops the keep-alives and revokes the lease. That is not
+a loss: ``on_lost`` callbacks do not fire and :attr:`is_lost` stays false (as a kazoo
+client's normal ``stop()`` is not an expired session); :attr:`revoked` becomes true,
+:meth:`check` raises, and :meth:`wait_lost` returns ``False`` so nobody waits forever
+(etcd's ``Session.Done()`` is closed by ``Close()`` the same way).
 """
 
 from __future__ import annotations
@@ -50,7 +58,10 @@ class Lease:
         self.id = lease_id
         self.ttl = ttl
         self._lost = asyncio.Event()
+        self._ended = asyncio.Event()  # lost or revoked by us
         self._reason = ""
+        self.revoked = False
+        """We revoked the lease ourselves (leaving ``async with``, :meth:`revoke`)."""
         self._callbacks: list[Callable[[Lease], None]] = []
         self._task: asyncio.Task[None] | None = None
         self._expires_at = 0.0
@@ -77,12 +88,16 @@ class Lease:
 
     async def revoke(self) -> None:
         """Stop the keep-alive and revoke the lease (its keys are deleted). A lease that is
-        already gone is not an error."""
+        already gone is not an error (but it was lost: ``on_lost`` fires if it had not)."""
         await self._stop()
-        if self.id and not self._lost.is_set():
-            with contextlib.suppress(LeaseNotFoundError):
+        if self.id and not self._ended.is_set():
+            try:
                 await self._client.revoke(self.id)
-            self._set_lost("revoked")
+            except LeaseNotFoundError:
+                self._set_lost("expired or revoked on the server")
+                return
+            self.revoked = True
+            self._ended.set()
 
     async def _stop(self) -> None:
         self._unregister()
@@ -95,31 +110,40 @@ class Lease:
     # -- lost ----------------------------------------------------------------------------
     @property
     def is_lost(self) -> bool:
+        """The lease is lost, or may be: the server said it is gone, or no keep-alive
+        succeeded for a whole TTL by the clock (checked now). Not after our own revoke."""
+        if not self._ended.is_set() and self._expires_at \
+                and time.monotonic() >= self._expires_at:
+            self._set_lost("no keep-alive succeeded within the TTL")
         return self._lost.is_set()
 
     def check(self) -> None:
-        """Raise :class:`LeaseLostError` if the lease is lost (or may be)."""
-        if not self._lost.is_set() and self._expires_at and time.monotonic() >= self._expires_at:
-            self._set_lost("no keep-alive succeeded within the TTL")
-        if self._lost.is_set():
+        """Raise :class:`LeaseLostError` if the lease is lost (or may be, by the clock) or
+        was revoked."""
+        if self.is_lost:
             raise LeaseLostError(f"raftkv: lease {self.id:x} lost: {self._reason}")
+        if self.revoked:
+            raise LeaseLostError(f"raftkv: lease {self.id:x} was revoked")
 
-    async def wait_lost(self) -> None:
-        """Return once the lease is lost."""
-        await self._lost.wait()
+    async def wait_lost(self) -> bool:
+        """Wait until the lease is lost (``True``) or we revoked it (``False``)."""
+        await self._ended.wait()
+        return self._lost.is_set()
 
     def on_lost(self, callback: Callable[[Lease], None]) -> None:
-        """Call ``callback(lease)`` (on the event loop) when the lease is lost."""
+        """Call ``callback(lease)`` (on the event loop) when the lease is lost -- not
+        when we revoke it."""
         if self._lost.is_set():
             callback(self)
-        else:
+        elif not self._ended.is_set():
             self._callbacks.append(callback)
 
     def _set_lost(self, reason: str) -> None:
-        if self._lost.is_set():
+        if self._ended.is_set():
             return
         self._reason = reason
         self._lost.set()
+        self._ended.set()
         for cb in self._callbacks:
             cb(self)
 

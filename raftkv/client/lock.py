@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from raftkv.client.lease import Lease
 from raftkv.client.txn import Compare, Op, Txn
 from raftkv.client.types import DeleteResponse, KeyLike, PutResponse, TxnResponse
-from raftkv.errors import LockLostError, RaftKVError
+from raftkv.errors import LeaseLostError, LockLostError, RaftKVError
 from raftkv.wire.pb.v3lockpb import v3lock_pb2
 
 if TYPE_CHECKING:
@@ -143,7 +143,14 @@ class Lock:
         return kv is not None and kv.create_revision == self.fencing_token
 
     def check(self) -> None:
-        """Raise :class:`LockLostError` if our lease is known to be lost (a local check;
-        only guarded writes are safe against a pause right after it)."""
-        if self.lease.is_lost:
-            raise LockLostError(f"raftkv: lock {self.name!r} lost with its lease")
+        """Raise :class:`LockLostError` unless the lock is held and its lease is alive by
+        the lease's own check (which also reads the clock: after a pause longer than the
+        TTL this raises even before the keep-alive task notices). A local check: only
+        guarded writes are safe against a pause right after it."""
+        if not self.fencing_token:
+            raise LockLostError(f"raftkv: lock {self.name!r} is not held")
+        try:
+            self.lease.check()
+        except LeaseLostError as exc:
+            raise LockLostError(f"raftkv: lock {self.name!r} lost with its lease: "
+                                f"{exc}") from exc

@@ -6,18 +6,24 @@ forwards every call to it generically::
         client.put("k", "v")
         with client.lock("job", ttl=5) as lock:
             lock.put("owner", "me")
-        for event in client.watch("k"):
+        for event in client.watch("k"):   # or: with client.watch("k") as w: for ... in w
             ...
 
-Coroutines are run to completion; async context managers become context managers, async
-iterators become iterators, and the client's objects (Lock, Lease, Txn, Watch, ...) come
-back wrapped the same way. Results (KeyValue, TxnResponse, ...) are the same frozen
-dataclasses. :meth:`SyncClient.stm` takes a plain function and runs it in a worker thread.
+Every call runs on the private loop (the client's objects are not thread-safe); coroutines
+are run to completion there; async context managers become context managers, async
+iterators become iterators (a bare ``for`` over one that was not entered with ``with``
+closes it when the loop ends, as a generator would), and the client's objects (Lock,
+Lease, Txn, Watch, ...) come back wrapped the same way. Results (KeyValue, TxnResponse,
+...) are the same frozen dataclasses. :meth:`SyncClient.stm` takes a plain function and
+runs it in a worker thread. An exception in the calling thread while it waits -- Ctrl-C's
+``KeyboardInterrupt`` above all -- cancels the call on the loop (a lock being acquired is
+given up) and waits up to :data:`CANCEL_GRACE_S` for it to unwind before re-raising.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import threading
 from collections.abc import Callable, Coroutine, Iterator, Sequence
@@ -28,6 +34,9 @@ from raftkv.client.stm import STM, Isolation
 from raftkv.client.types import KeyLike
 
 T = TypeVar("T")
+
+CANCEL_GRACE_S = 5.0
+"""How long an interrupted call waits for its cancelled coroutine to finish unwinding."""
 
 
 class _Loop:
@@ -50,7 +59,31 @@ class _Loop:
         if running is self.loop:
             coro.close()
             raise RuntimeError("a SyncClient call cannot be made from its own event loop")
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        result: concurrent.futures.Future[T] = concurrent.futures.Future()
+        finished = threading.Event()
+        tasks: list[asyncio.Task[T]] = []
+
+        def start() -> None:  # on the loop
+            task = self.loop.create_task(coro)
+            tasks.append(task)
+            task.add_done_callback(lambda t: _settle(t, result, finished))
+
+        self.loop.call_soon_threadsafe(start)
+        try:
+            return result.result()
+        except BaseException:  # KeyboardInterrupt included: give the call up
+            if not finished.is_set():
+                # runs after start() (the loop runs callbacks in order)
+                self.loop.call_soon_threadsafe(lambda: [t.cancel() for t in tasks])
+                finished.wait(CANCEL_GRACE_S)
+            raise
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` on the loop; a coroutine it returns is awaited there."""
+        async def on_loop() -> Any:
+            value = fn(*args, **kwargs)
+            return await value if inspect.iscoroutine(value) else value
+        return self.run(on_loop())
 
     def stop(self) -> None:
         if not self.owned:  # a borrowed loop (raftkv.embed's) belongs to its owner
@@ -61,6 +94,17 @@ class _Loop:
         self.loop.close()
 
 
+def _settle(task: asyncio.Task[T], result: concurrent.futures.Future[T],
+            finished: threading.Event) -> None:
+    if task.cancelled():
+        result.cancel()
+    elif (exc := task.exception()) is not None:
+        result.set_exception(exc)
+    else:
+        result.set_result(task.result())
+    finished.set()
+
+
 def _wrap(value: Any, loop: _Loop) -> Any:
     if inspect.iscoroutine(value):
         return _wrap(loop.run(value), loop)
@@ -68,7 +112,7 @@ def _wrap(value: Any, loop: _Loop) -> Any:
         return _Proxy(value, loop)
     if callable(value) and (inspect.ismethod(value) or inspect.isfunction(value)):
         def call(*args: Any, **kwargs: Any) -> Any:
-            return _wrap(value(*args, **kwargs), loop)
+            return _wrap(loop.call(value, *args, **kwargs), loop)
         call.__doc__ = value.__doc__
         return call
     return value
@@ -80,25 +124,28 @@ class _Proxy:
     def __init__(self, target: Any, loop: _Loop) -> None:
         self._target = target
         self._loop = loop
+        self._entered = False
 
     def __getattr__(self, name: str) -> Any:
         return _wrap(getattr(self._target, name), self._loop)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in ("_target", "_loop"):
+        if name in ("_target", "_loop", "_entered"):
             object.__setattr__(self, name, value)
         else:
             setattr(self._target, name, value)
 
     def __enter__(self) -> Any:
         self._loop.run(self._target.__aenter__())
+        self._entered = True
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self._entered = False
         self._loop.run(self._target.__aexit__(*exc))
 
     def __iter__(self) -> Iterator[Any]:
-        it = self._target.__aiter__()
+        it = self._loop.call(self._target.__aiter__)
 
         async def step() -> tuple[bool, Any]:
             try:
@@ -106,11 +153,16 @@ class _Proxy:
             except StopAsyncIteration:
                 return False, None
 
-        while True:
-            ok, item = self._loop.run(step())
-            if not ok:
-                return
-            yield item
+        try:
+            while True:
+                ok, item = self._loop.run(step())
+                if not ok:
+                    return
+                yield item
+        finally:  # a bare for loop ended (break, error): close what only it used
+            aclose = getattr(it, "aclose", None)
+            if not self._entered and aclose is not None:
+                self._loop.run(aclose())
 
     def __repr__(self) -> str:
         return f"Sync({self._target!r})"

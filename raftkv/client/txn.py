@@ -25,12 +25,15 @@ _RESULTS = {"=": rpc_pb2.Compare.EQUAL, "==": rpc_pb2.Compare.EQUAL,
             "<": rpc_pb2.Compare.LESS}
 
 
-def _range_end(key: bytes, prefix: bool, range_end: KeyLike | None) -> bytes:
+def _key_range(key: KeyLike, prefix: bool, range_end: KeyLike | None) -> tuple[bytes, bytes]:
+    """``(key, range_end)`` of a request. As in etcd's clientv3 ``WithPrefix``, the empty
+    prefix means every key: ``(b"\\0", b"\\0")`` (an empty key is refused by the server)."""
+    k = to_bytes(key)
     if prefix and range_end is not None:
         raise ValueError("give prefix=True or range_end, not both")
     if prefix:
-        return prefix_end(key)
-    return b"" if range_end is None else to_bytes(range_end, "range_end")
+        return (b"\0", b"\0") if not k else (k, prefix_end(k))
+    return k, b"" if range_end is None else to_bytes(range_end, "range_end")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,37 +69,32 @@ class Compare:
     def value(key: KeyLike, op: str | None = None, operand: KeyLike | None = None, *,
               prefix: bool = False, range_end: KeyLike | None = None) -> Compare | _Target:
         """Compare the value; ``Compare.value(k).equal(v)`` or ``Compare.value(k, "=", v)``."""
-        t = _Target(to_bytes(key), rpc_pb2.Compare.VALUE,
-                    _range_end(to_bytes(key), prefix, range_end))
+        t = _Target(*_key_range(key, prefix, range_end), rpc_pb2.Compare.VALUE)
         return t if op is None else t.relation(op, to_bytes(_need(operand), "value"))
 
     @staticmethod
     def version(key: KeyLike, *, prefix: bool = False,
                 range_end: KeyLike | None = None) -> _Target:
         """Compare the version (0 for a missing key)."""
-        return _Target(to_bytes(key), rpc_pb2.Compare.VERSION,
-                       _range_end(to_bytes(key), prefix, range_end))
+        return _Target(*_key_range(key, prefix, range_end), rpc_pb2.Compare.VERSION)
 
     @staticmethod
     def create_revision(key: KeyLike, *, prefix: bool = False,
                         range_end: KeyLike | None = None) -> _Target:
         """Compare the create revision (0 for a missing key; a lock's fencing token)."""
-        return _Target(to_bytes(key), rpc_pb2.Compare.CREATE,
-                       _range_end(to_bytes(key), prefix, range_end))
+        return _Target(*_key_range(key, prefix, range_end), rpc_pb2.Compare.CREATE)
 
     @staticmethod
     def mod_revision(key: KeyLike, *, prefix: bool = False,
                      range_end: KeyLike | None = None) -> _Target:
         """Compare the last modification revision (0 for a missing key)."""
-        return _Target(to_bytes(key), rpc_pb2.Compare.MOD,
-                       _range_end(to_bytes(key), prefix, range_end))
+        return _Target(*_key_range(key, prefix, range_end), rpc_pb2.Compare.MOD)
 
     @staticmethod
     def lease(key: KeyLike, *, prefix: bool = False,
               range_end: KeyLike | None = None) -> _Target:
         """Compare the attached lease id (0: none)."""
-        return _Target(to_bytes(key), rpc_pb2.Compare.LEASE,
-                       _range_end(to_bytes(key), prefix, range_end))
+        return _Target(*_key_range(key, prefix, range_end), rpc_pb2.Compare.LEASE)
 
     @staticmethod
     def exists(key: KeyLike) -> Compare:
@@ -136,8 +134,8 @@ class _Target:
     """A compare target waiting for its relation (see :class:`Compare`)."""
 
     key: bytes
-    target: int
     range_end: bytes
+    target: int
 
     def _make(self, result: int, operand: int | KeyLike) -> Compare:
         if self.target == rpc_pb2.Compare.VALUE:
@@ -183,8 +181,8 @@ class Op:
     def get(key: KeyLike, *, prefix: bool = False, range_end: KeyLike | None = None,
             limit: int = 0, revision: int = 0, keys_only: bool = False,
             count_only: bool = False, serializable: bool = False) -> Op:
-        k = to_bytes(key)
-        r = rpc_pb2.RangeRequest(key=k, range_end=_range_end(k, prefix, range_end),
+        k, end = _key_range(key, prefix, range_end)
+        r = rpc_pb2.RangeRequest(key=k, range_end=end,
                                  limit=limit, revision=revision, keys_only=keys_only,
                                  count_only=count_only, serializable=serializable)
         return Op(rpc_pb2.RequestOp(request_range=r), False)
@@ -198,8 +196,8 @@ class Op:
     @staticmethod
     def delete(key: KeyLike, *, prefix: bool = False, range_end: KeyLike | None = None,
                prev_kv: bool = False) -> Op:
-        k = to_bytes(key)
-        r = rpc_pb2.DeleteRangeRequest(key=k, range_end=_range_end(k, prefix, range_end),
+        k, end = _key_range(key, prefix, range_end)
+        r = rpc_pb2.DeleteRangeRequest(key=k, range_end=end,
                                        prev_kv=prev_kv)
         return Op(rpc_pb2.RequestOp(request_delete_range=r), True)
 

@@ -4,6 +4,10 @@
         async for event in events:
             print(event.type, event.key, event.value, event.revision)
 
+Without ``start_revision`` the start is pinned when ``client.watch()`` is called (see
+:meth:`~raftkv.client.Client.watch`): every change committed after that call returned is
+delivered, whether the watch is entered with ``async with`` or only iterated later.
+
 A broken stream (the member died, a connection dropped) is re-opened -- on another member
 if need be -- from the revision after the last one delivered, so the caller sees every
 change exactly once and in revision order. If that revision has been compacted meanwhile,
@@ -40,8 +44,9 @@ class Watch:
     _sync_proxy = True
 
     def __init__(self, client: Client, key: bytes, range_end: bytes, *,
-                 start_revision: int = 0, prev_kv: bool = False, no_put: bool = False,
-                 no_delete: bool = False, progress_notify: bool = False) -> None:
+                 start: int | asyncio.Task[int] | None = 0, prev_kv: bool = False,
+                 no_put: bool = False, no_delete: bool = False,
+                 progress_notify: bool = False) -> None:
         self._client = client
         self._key, self._range_end = key, range_end
         self._filters = [f for f, on in ((rpc_pb2.WatchCreateRequest.NOPUT, no_put),
@@ -49,7 +54,8 @@ class Watch:
                          if on]
         self._prev_kv = prev_kv
         self._progress_notify = progress_notify
-        self.next_revision = start_revision
+        self._pin = start if isinstance(start, asyncio.Task) else None
+        self.next_revision = start if isinstance(start, int) else 0
         self.reconnects = -1
         self._pending: collections.deque[Event] = collections.deque()
         self._call: Any = None
@@ -82,6 +88,7 @@ class Watch:
 
     async def _connect(self) -> None:
         """Open a stream and create the watch from :attr:`next_revision`."""
+        await self._resolve_start()
         self.reconnects += 1
         outbox: asyncio.Queue[rpc_pb2.WatchRequest | None] = asyncio.Queue()
         self._outbox = outbox
@@ -98,6 +105,17 @@ class Watch:
         self._call, self._generation = self._client._open_stream("watch", "Watch", requests())
         self._iter = self._call.__aiter__()
 
+    async def _resolve_start(self) -> None:
+        """Wait for the read that pins the start (a client with no response yet)."""
+        if self._pin is None:
+            return
+        try:
+            self.next_revision = await asyncio.shield(self._pin)
+        except UnavailableError:  # no member answered: pin again, its calls wait again
+            self._pin = self._client._pin_task()
+            raise
+        self._pin = None
+
     async def _receive(self) -> None:
         """Read one response; queue its new events."""
         try:
@@ -107,6 +125,7 @@ class Watch:
         except grpc.RpcError as exc:
             err = self._client._map(exc, self._generation)
             raise err from None
+        self._client._observe(resp.header)
         if resp.created:
             self._watch_id = resp.watch_id
             if not self.next_revision and not resp.canceled:
@@ -156,8 +175,8 @@ class Watch:
         self._drop_stream()
 
     async def __aenter__(self) -> Watch:
-        """Create the watch on the server before the block runs, so every change made
-        after entering is delivered (a watch only iterated later starts then)."""
+        """Create the watch on the server before the block runs (its start was pinned
+        when it was made, see :meth:`~raftkv.client.Client.watch`)."""
         await self.start()
         return self
 

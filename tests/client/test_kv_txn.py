@@ -3,6 +3,8 @@ real 3-member cluster."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
 import pytest
 
@@ -19,6 +21,7 @@ from raftkv.errors import (
 from raftkv.server.services import kv as kv_service
 from raftkv.wire.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from tests.client.conftest import run
+from tests.integration import procs
 from tests.integration.procs import ProcCluster, free_ports
 
 
@@ -193,3 +196,21 @@ def test_same_request_id_applies_once(cluster: ProcCluster, prefix: str) -> None
         _raw_put(cluster, key, b"v", "not-an-id")
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert REQUEST_ID_KEY == kv_service.REQUEST_ID_KEY
+
+
+def test_empty_prefix_reads_and_deletes_every_key(tmp_path: Path) -> None:
+    """etcd's clientv3 turns the prefix "" into [\\0, \\0): every key. (Its own cluster:
+    this deletes everything.)"""
+    async def body(endpoints: str) -> None:
+        async with Client(endpoints) as c:
+            await c.put("a", "1")
+            await c.put("z/z", "2")
+            assert [kv.key for kv in (await c.get_prefix("")).kvs] == [b"a", b"z/z"]
+            r = await c.txn().if_(Compare.version("", prefix=True).greater(0)).then(
+                Op.get("", prefix=True, count_only=True)).commit()
+            assert r.succeeded
+            assert (await c.delete_prefix("")).deleted == 2
+            assert (await c.get_all(count_only=True)).count == 0
+    with procs.cluster(tmp_path, 1) as one:
+        one.leader()
+        run(body(one.endpoints))

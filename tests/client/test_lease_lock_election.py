@@ -36,6 +36,9 @@ def test_lease_is_kept_alive_past_its_ttl_then_revoked(cluster: ProcCluster,
     async def body() -> None:
         async with Client(cluster.endpoints) as c:
             async with c.lease(ttl=2) as lease:
+                fired: list[int] = []
+                lease.on_lost(lambda lz: fired.append(lz.id))
+                waiter = asyncio.create_task(lease.wait_lost())
                 await c.put(prefix + "k", "v", lease=lease.id)
                 await asyncio.sleep(5)  # 2.5 TTLs: alive only thanks to the keep-alive
                 lease.check()
@@ -43,7 +46,13 @@ def test_lease_is_kept_alive_past_its_ttl_then_revoked(cluster: ProcCluster,
                 ttl = await lease.time_to_live(keys=True)
                 assert ttl.keys == ((prefix + "k").encode(),)
                 assert lease.id in await c.leases()
-            assert lease.is_lost  # revoked on exit, with its keys
+            # revoked on exit, with its keys: an ending, not a loss
+            assert lease.revoked
+            assert not lease.is_lost
+            assert fired == []  # on_lost is for losses only
+            assert await asyncio.wait_for(waiter, 10) is False  # waiters are released
+            with pytest.raises(LeaseLostError, match="revoked"):
+                lease.check()
             assert await c.get(prefix + "k") is None
             assert (await c.time_to_live(lease.id)).ttl == -1
     run(body())
@@ -55,7 +64,7 @@ def test_lost_lease_is_reported(cluster: ProcCluster, prefix: str) -> None:
             seen: list[int] = []
             lease.on_lost(lambda lz: seen.append(lz.id))
             await c.revoke(lease.id)  # someone else revokes it
-            await asyncio.wait_for(lease.wait_lost(), 10)
+            assert await asyncio.wait_for(lease.wait_lost(), 10) is True
             assert seen == [lease.id]
             with pytest.raises(LeaseLostError):
                 lease.check()
@@ -69,6 +78,31 @@ def test_paused_keepalive_loses_the_lease(cluster: ProcCluster, prefix: str) -> 
             await asyncio.wait_for(lease.wait_lost(), 15)
             with pytest.raises(LeaseLostError):
                 lease.check()
+    run(body())
+
+
+def test_a_pause_longer_than_the_ttl_is_seen_by_check_before_the_keepalive_runs(
+        cluster: ProcCluster, prefix: str) -> None:
+    """The event loop is blocked (a GC pause, swap) for longer than the TTL: right after
+    it, before the keep-alive task runs again, lock.check() must raise and
+    election.is_leader must be false -- the clock says the lease may be gone."""
+    async def body() -> None:
+        async with Client(cluster.endpoints) as c:
+            async with c.lock(prefix + "L", ttl=2) as lock:
+                lock.check()
+                time.sleep(lock.lease.ttl + 1.0)  # blocks the loop: nothing else runs
+                with pytest.raises(LockLostError):
+                    lock.check()
+            election = c.election(prefix + "E", ttl=2)
+            await election.campaign("me")
+            leads = [election.is_leader]
+            assert election.lease is not None
+            time.sleep(election.lease.ttl + 1.0)
+            leads.append(election.is_leader)
+            assert leads == [True, False]
+            with pytest.raises(NotElectedError):
+                election.check()
+            await election.resign()
     run(body())
 
 
@@ -220,3 +254,59 @@ def test_election_campaign_proclaim_resign_observe(cluster: ProcCluster,
 
 async def _true(value: bool) -> bool:
     return value
+
+
+_INTERRUPTED_WAITER = textwrap.dedent("""
+    import sys
+    from raftkv.client import SyncClient
+
+    client = SyncClient(sys.argv[1])
+    try:
+        with client.lock(sys.argv[2], ttl=3):
+            print("ACQUIRED", flush=True)
+    except KeyboardInterrupt:
+        print("INTERRUPTED", flush=True)
+    sys.stdin.readline()  # stay alive: an acquire left running would take and keep it
+    client.close()
+""")
+
+
+def test_ctrl_c_while_a_sync_client_waits_for_a_lock_gives_the_lock_up(
+        cluster: ProcCluster, prefix: str) -> None:
+    """SIGINT reaches a SyncClient blocked in `with client.lock(...)`: the acquire running
+    on its loop thread must be cancelled (its waiter key revoked), not left to take the
+    lock once the holder lets go and keep it while the process lives."""
+    name = prefix + "C"
+
+    async def scenario() -> None:
+        async with Client(cluster.endpoints) as c:
+            holder = await c.lock(name, ttl=5).acquire()
+            waiter = subprocess.Popen(
+                [sys.executable, "-c", _INTERRUPTED_WAITER, cluster.endpoints, name],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+            try:
+                assert waiter.stdout is not None
+                assert waiter.stdin is not None
+                # its waiter key is there: it is blocked inside the Lock call
+                await _wait_for(lambda: _count(c, name + "/", 2))
+                waiter.send_signal(signal.SIGINT)
+                line = await asyncio.to_thread(waiter.stdout.readline)
+                assert line.strip() == "INTERRUPTED"
+                await _wait_for(lambda: _count(c, name + "/", 1))  # its key is gone
+                await holder.release()
+                async with c.lock(name, ttl=5, timeout=15) as again:
+                    assert again.fencing_token > holder.fencing_token
+                    assert (await c.get_prefix(name + "/", count_only=True)).count == 1
+                waiter.stdin.write("done\n")
+                waiter.stdin.flush()
+                assert await asyncio.to_thread(waiter.wait, 30) == 0
+            finally:
+                if waiter.poll() is None:
+                    waiter.kill()
+                    waiter.wait()
+    run(scenario())
+
+
+async def _count(c: Client, prefix: str, n: int) -> bool:
+    return (await c.get_prefix(prefix, count_only=True)).count == n

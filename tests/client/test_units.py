@@ -79,3 +79,15 @@ def test_endpoints_and_policy_are_validated() -> None:
         parse_endpoints("a")
     with pytest.raises(e.ConfigError, match="attempt_timeout_s"):
         RetryPolicy(attempt_timeout_s=0)
+
+
+def test_an_empty_prefix_means_every_key_as_in_clientv3() -> None:
+    everything = (b"\0", b"\0")
+    r = Op.get("", prefix=True).request.request_range
+    assert (r.key, r.range_end) == everything
+    d = Op.delete(b"", prefix=True).request.request_delete_range
+    assert (d.key, d.range_end) == everything
+    c = Compare.version("", prefix=True).greater(0)
+    assert (c.key, c.range_end) == everything
+    r = Op.get("a/", prefix=True).request.request_range
+    assert (r.key, r.range_end) == (b"a/", b"a0")

@@ -117,17 +117,17 @@ async def _writes_while_disconnected(cluster: ProcCluster, prefix: str) -> None:
     endpoints = [follower.endpoint] + [m.endpoint for m in cluster.members
                                        if m is not follower]
     key = prefix + "gap"
-    async with Client(endpoints) as watcher, Client(leader.endpoint) as writer:
-        async with watcher.watch(key) as w:
-            await writer.put(key, "before")
-            first = await asyncio.wait_for(w.__anext__(), 30)
-            assert first.value == b"before"
-            cluster.kill(follower)  # the member this watch streams from
-            acked = [(await writer.put(key, f"gap-{i}")).revision for i in range(10)]
-            seen = [await asyncio.wait_for(w.__anext__(), 60) for _ in range(10)]
-            assert [e.value for e in seen] == [b"gap-%d" % i for i in range(10)]
-            assert [e.revision for e in seen] == acked
-            assert w.reconnects >= 1
+    async with Client(endpoints) as watcher, Client(leader.endpoint) as writer, \
+            watcher.watch(key) as w:
+        await writer.put(key, "before")
+        first = await asyncio.wait_for(w.__anext__(), 30)
+        assert first.value == b"before"
+        cluster.kill(follower)  # the member this watch streams from
+        acked = [(await writer.put(key, f"gap-{i}")).revision for i in range(10)]
+        seen = [await asyncio.wait_for(w.__anext__(), 60) for _ in range(10)]
+        assert [e.value for e in seen] == [b"gap-%d" % i for i in range(10)]
+        assert [e.revision for e in seen] == acked
+        assert w.reconnects >= 1
 
 
 def test_writes_made_while_the_watch_is_disconnected_are_delivered(
