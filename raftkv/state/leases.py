@@ -173,11 +173,15 @@ class LeaseTable:
     def renew(self, txn: WriteTxn, cmd: LeaseRenew) -> Lease:
         """Restart the lease's TTL at ``cmd.now_ms``.
 
+        A lease whose deadline had passed at ``cmd.now_ms`` is not revived, even if its
+        revoke is not applied yet (etcd answers such a keep-alive with TTL 0 too): a holder
+        that was paused past its TTL must not get its lock back.
+
         Raises:
-            LeaseNotFoundError: no such lease.
+            LeaseNotFoundError: no such lease, or it had expired.
         """
         lease = self._leases.get(cmd.id)
-        if lease is None:
+        if lease is None or lease.expiry_ms <= cmd.now_ms:
             raise lease_not_found()
         lease.expiry_ms = _deadline(cmd.now_ms, lease.ttl_s * 1000)
         self._persist(txn, lease)

