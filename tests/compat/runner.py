@@ -24,7 +24,8 @@ matched by "any number"):
 * hashes in ``endpoint hashkv`` -> ``HASH<i>`` in order of first appearance (so "every member
   has the same hash" is still compared);
 * ``took = 1.2ms`` -> ``took = DURATION``; a lease's ``remaining(Ns)`` within 5 s of its
-  granted TTL -> ``remaining(~TTL)``;
+  granted TTL -> ``remaining(~TTL)``; its ``attached keys([...])`` sorted (etcd lists them
+  in Go map order, which is random);
 * the Go client's JSON log lines on stderr (``{"level":..., "ts":..., "msg":...}``) ->
   ``[client <level>] <msg> (<error>)`` without timestamp, caller, client UUID or attempt;
   the one it logs for the call it was making when the test interrupts it (``Canceled desc =
@@ -328,6 +329,9 @@ def normalise(text: str, run: Run) -> str:
         return f"granted with TTL({granted}s), remaining({rem})"
     text = "\n".join(lines)
     text = re.sub(r"granted with TTL\((\d+)s\), remaining\((-?\d+)s\)", ttl, text)
+    # etcd lists a lease's attached keys in Go map order (random): compare them as a set
+    text = re.sub(r"attached keys\(\[([^\]]*)\]\)",
+                  lambda m: f"attached keys([{' '.join(sorted(m.group(1).split()))}])", text)
     return text + "\n" if text else ""
 
 

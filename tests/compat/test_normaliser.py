@@ -83,3 +83,8 @@ def test_member_rows_sorted_and_id_order_checked() -> None:
 def test_short_ids_in_table_rows_keep_separators() -> None:
     assert normalise(f"127.0.0.1:40001, {0x1111:x}, 3.4.0, 20 kB, true, false, 2, 9, 9, \n",
                      make_run()) == "EP_F1, ID_F1, VERSION, SIZE, true, false, T, IDX, IDX,\n"
+
+
+def test_attached_keys_are_compared_as_a_set() -> None:
+    out = "lease 1 granted with TTL(100s), remaining(99s), attached keys([lt/b lt/a])"
+    assert "attached keys([lt/a lt/b])" in normalise(out, make_run())
