@@ -54,6 +54,7 @@ _SERVE_INT_FLAGS: tuple[tuple[str, str], ...] = (
     ("--snapshot-catchup-entries", "entries kept behind a snapshot (default: 5000)"),
     ("--max-request-bytes", "largest client request in bytes (default: 1572864)"),
     ("--quota-backend-bytes", "backend size limit in bytes (default: 2147483648)"),
+    ("--max-txn-ops", "most operations in one txn, same on every member (default: 128)"),
 )
 
 

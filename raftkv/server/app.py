@@ -76,6 +76,7 @@ class NodeSpec:
     initial_members: tuple[tuple[int, str, str], ...] = ()
     """``(id, name, peer URL)`` of each member in ``--initial-cluster``."""
     quota_backend_bytes: int = 2 * 1024**3
+    max_txn_ops: int = 128
 
 
 def client_server_options(max_request_bytes: int) -> list[tuple[str, int]]:
@@ -116,7 +117,7 @@ class Server:
         self.store = store = Store.open(spec.data_dir, sync_state=False)
         self.cluster_id = await self._resolve_cluster_id(store)
         store.claim(Identity(self.cluster_id, spec.member_id))
-        sm = StateMachine(store.backend)
+        sm = StateMachine(store.backend, max_txn_ops=spec.max_txn_ops)
         if store.log.last_index() == 0 and store.log.hard_state.is_empty() and spec.new_cluster:
             _bootstrap(store, sm, frozenset(spec.peers))
         cfg = Config(id=spec.member_id, rng=random.Random(os.urandom(8)),
@@ -212,7 +213,7 @@ class Server:
                              spec.tick_interval_s * spec.election_ticks)
         return [
             (rpc_pb2_grpc.add_KVServicer_to_server,
-             KVService(driver, header, spec.max_request_bytes)),
+             KVService(driver, header, spec.max_request_bytes, spec.max_txn_ops)),
             (rpc_pb2_grpc.add_MaintenanceServicer_to_server, maintenance),
             (rpc_pb2_grpc.add_ClusterServicer_to_server,
              ClusterService(membership, header, spec.cluster_token)),
@@ -333,6 +334,7 @@ def spec_from_config(cfg: ServerConfig) -> NodeSpec:
         client_urls=tuple(canonical_url(u) for u in cfg.advertise_client_urls),
         initial_members=tuple((m.id, m.name, canonical_url(m.peer_url)) for m in cfg.members),
         quota_backend_bytes=cfg.quota_backend_bytes,
+        max_txn_ops=cfg.max_txn_ops,
         request_timeout_s=5.0 + 2 * election_s,
     )
 

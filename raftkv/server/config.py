@@ -236,6 +236,7 @@ class ServerConfig:
         snapshot_catchup_entries: log entries kept behind a snapshot for slow followers.
         max_request_bytes: largest client request accepted (etcd: 1.5 MiB).
         quota_backend_bytes: backend size above which writes are refused (etcd: 2 GiB).
+        max_txn_ops: most operations in one txn (etcd: 128); equal on every member.
         log_level: ``debug``, ``info``, ``warn`` or ``error``.
     """
 
@@ -254,6 +255,7 @@ class ServerConfig:
     snapshot_catchup_entries: int = 5_000
     max_request_bytes: int = 1_572_864
     quota_backend_bytes: int = 2 * 1024**3
+    max_txn_ops: int = 128
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -431,6 +433,7 @@ class ServerConfig:
             "--snapshot-catchup-entries": self.snapshot_catchup_entries,
             "--max-request-bytes": self.max_request_bytes,
             "--quota-backend-bytes": self.quota_backend_bytes,
+            "--max-txn-ops": self.max_txn_ops,
         }
         for flag, value in positive.items():
             if not isinstance(value, int) or isinstance(value, bool):
@@ -474,6 +477,7 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "snapshot-catchup-entries": ("snapshot_catchup_entries", _INT),
     "max-request-bytes": ("max_request_bytes", _INT),
     "quota-backend-bytes": ("quota_backend_bytes", _INT),
+    "max-txn-ops": ("max_txn_ops", _INT),
     "log-level": ("log_level", _STR),
 }
 #: The option names accepted as flags and as TOML keys (dashes or underscores).

@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -524,3 +525,22 @@ def test_same_output_as_etcd(tmp_path: Path) -> None:
     diffs = [(args, w, g) for (args, _), w, g in zip(DIFF_SCRIPT, want, got, strict=True)
              if w != g]
     assert not diffs, "\n".join(f"{a}: etcd {w!r} raftkv {g!r}" for a, w, g in diffs)
+
+
+def test_max_txn_ops_flag_sets_the_txn_budget(tmp_path: Path) -> None:
+    def txn(n: int) -> rpc_pb2.TxnRequest:
+        return rpc_pb2.TxnRequest(success=[
+            rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=b"k%d" % i, value=b"v"))
+            for i in range(n)])
+
+    with cluster(tmp_path, 1, flags=("--max-txn-ops", "4")) as c:
+        kv = c.kv(c.leader())
+        assert kv.Txn(txn(4), timeout=30).succeeded
+        with pytest.raises(grpc.RpcError) as info:
+            kv.Txn(txn(5), timeout=30)
+        assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert info.value.details() == "etcdserver: too many operations in txn request"
+    r = subprocess.run([sys.executable, "-m", "raftkv", "serve", "--max-txn-ops", "0"],
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 2
+    assert r.stderr.strip() == "raftkv: error: --max-txn-ops=0 must be positive"
