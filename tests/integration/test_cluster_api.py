@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import pytest
 
 from tests.integration.procs import Member, ProcCluster, cluster, etcdctl, free_ports
@@ -217,3 +218,21 @@ def test_restart_with_a_changed_initial_cluster_keeps_the_data_dirs_cluster(
         eventually(lambda: etcdctl(m.endpoint, "get", "before", "--print-value-only")
                    .stdout == "restart\n", "the restarted member serves its data")
         assert "belongs to member" not in m.log_path.read_text()
+
+
+def test_back_to_back_membership_changes_wait_for_the_pending_one(tmp_path: Path) -> None:
+    """After an add the leader shares the member registry as a conf-change entry (and
+    starting members publish their attributes as one); an operator's next change made at
+    once must wait for it, not fail with 'a membership change is already pending'."""
+    from raftkv.wire.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+
+    with cluster(tmp_path) as c:
+        lead = c.leader()
+        with grpc.insecure_channel(lead.endpoint) as ch:
+            stub = rpc_pb2_grpc.ClusterStub(ch)  # type: ignore[no-untyped-call]
+            for _ in range(3):
+                url = f"http://127.0.0.1:{free_ports(1)[0]}"
+                added = stub.MemberAdd(rpc_pb2.MemberAddRequest(peerURLs=[url],
+                                                                isLearner=True), timeout=30)
+                stub.MemberRemove(rpc_pb2.MemberRemoveRequest(ID=added.member.ID),
+                                  timeout=30)

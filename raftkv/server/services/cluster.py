@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import grpc
 
-from raftkv.errors import ConfigError, RaftKVError
+from raftkv.errors import ConfigError, RaftKVError, UnavailableError
 from raftkv.raft.types import ConfChange, ConfChangeType, ConfState
 from raftkv.server.config import canonical_url, member_id, parse_url
 from raftkv.server.members import (
@@ -28,6 +28,11 @@ from raftkv.wire.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from raftkv.wire.status import to_status
 
 log = logging.getLogger("raftkv.server.cluster")
+
+PENDING = "a membership change is already pending"
+"""The core's refusal while another conf change is uncommitted or unapplied."""
+PENDING_RETRY_S = 3.0
+"""How long a membership request waits for a pending (attribute) change to apply."""
 Ctx = grpc.aio.ServicerContext[object, object]
 T = TypeVar("T")
 PROMOTE_MATCH_RATIO = 0.9
@@ -139,9 +144,21 @@ class Membership:
                 await asyncio.sleep(0.3)
 
     async def propose(self, cc: ConfChange, timeout_s: float | None = None) -> ConfState:
-        if timeout_s is None:
-            return await self.driver.propose_conf_change(cc)
-        return await asyncio.wait_for(self.driver.propose_conf_change(cc), timeout_s)
+        """Propose ``cc``. Members publish their attributes (and the leader shares the
+        registry after an add) as conf-change entries, which etcd does not; Raft allows one
+        pending change at a time, so a refusal because one of those is pending is retried
+        for up to :data:`PENDING_RETRY_S` instead of failing the operator's request."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + PENDING_RETRY_S
+        while True:
+            try:
+                if timeout_s is None:
+                    return await self.driver.propose_conf_change(cc)
+                return await asyncio.wait_for(self.driver.propose_conf_change(cc), timeout_s)
+            except UnavailableError as exc:
+                if PENDING not in str(exc) or loop.time() >= give_up:
+                    raise
+            await asyncio.sleep(0.05)
 
     def published(self) -> bool:
         info = self.registry.get(self.member_id)
