@@ -104,6 +104,13 @@ async def _status_rows(client: Any, opts: Options) -> list[dict[str, Any]]:
     urls = [m.client_urls[0] if m.client_urls else "" for m in members]
     results = await asyncio.gather(*(_member_status(opts, u) if u else
                                      asyncio.sleep(0, "not started") for u in urls))
+    if any(not u for u in urls):  # a member that has not published its client URLs yet
+        asked = await asyncio.gather(*(_member_status(opts, e) for e in opts.endpoints))
+        found = {st.header.member_id: (f"http://{e}", st)
+                 for e, st in zip(opts.endpoints, asked, strict=True) if not isinstance(st, str)}
+        for i, m in enumerate(members):
+            if not urls[i] and m.id in found:
+                urls[i], results[i] = found[m.id]
     contact: dict[int, int] = {}
     for st in results:
         if not isinstance(st, str) and st.leader == st.header.member_id:

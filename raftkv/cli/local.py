@@ -354,8 +354,30 @@ def _wait_ready(cluster: LocalCluster, procs: list[subprocess.Popen[bytes]],
             else:
                 last = f"{member.name}: {why}"
         if len(ready) == len(cluster.members):
-            return  # every member is up and sees a leader: none died during startup
+            if _all_published(cluster, deadline):
+                return  # every member is up, sees a leader and published its client URL
+            if time.monotonic() >= deadline:
+                raise CliError(f"not every member published its client URL within "
+                               f"{timeout_s:g}s; see the logs in {cluster.directory}")
         time.sleep(0.2)
+
+
+def _all_published(cluster: LocalCluster, deadline: float) -> bool:
+    """Whether the member list shows every member's client URL (members publish them
+    through the log just after starting; `member list` and `status` need them)."""
+    import grpc
+
+    from raftkv.wire.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+
+    address = cluster.members[0].client_url.removeprefix("http://")
+    with grpc.insecure_channel(address) as channel:
+        stub: Any = rpc_pb2_grpc.ClusterStub  # generated without annotations
+        try:
+            r = stub(channel).MemberList(rpc_pb2.MemberListRequest(linearizable=True),
+                                         timeout=max(0.1, min(1.0, deadline - time.monotonic())))
+        except grpc.RpcError:
+            return False
+    return len(r.members) >= len(cluster.members) and all(m.clientURLs for m in r.members)
 
 
 def _stop_started(cluster: LocalCluster, procs: list[subprocess.Popen[bytes]]) -> None:

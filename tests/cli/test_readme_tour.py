@@ -55,10 +55,11 @@ def test_readme_tour_runs(tmp_path: Path) -> None:
     script = ["set -euo pipefail", f"trap '{bin_dir}/raftkv cluster down --data-dir {data} "
               ">/dev/null 2>&1 || true' EXIT"]
     for line in tour_commands():
-        line = line.replace("./dev up", f".venv/bin/raftkv cluster up --size 3 "
-                                         f"--data-dir {data}")
-        line = line.replace("./dev down", f".venv/bin/raftkv cluster down --data-dir {data}")
+        # /tmp/ first: the substituted paths below live under /tmp themselves
         line = line.replace("/tmp/", f"{tmp_path}/").replace(".venv/bin/", f"{bin_dir}/")
+        line = line.replace("./dev up", f"{bin_dir}/raftkv cluster up --size 3 "
+                                         f"--data-dir {data}")
+        line = line.replace("./dev down", f"{bin_dir}/raftkv cluster down --data-dir {data}")
         script.append(line)
     r = subprocess.run(["bash", "-c", "\n".join(script)], cwd=REPO, capture_output=True,
                        text=True, timeout=240, check=False)
