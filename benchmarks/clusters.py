@@ -7,7 +7,6 @@ is stopped by its PID.
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ import grpc
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from raftkv.wire.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
-from tests.integration.procs import ProcCluster, free_ports
+from tests.integration.procs import ProcCluster, free_ports, stop_processes
 
 HEARTBEAT_MS = "100"
 ELECTION_MS = "1000"
@@ -74,15 +73,7 @@ class Etcd:
         return [p.pid for p in self.procs]
 
     def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(self.procs)
 
 
 class Raftkv:

@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.integration.procs import ProcCluster, free_ports
+from tests.integration.procs import ProcCluster, free_ports, stop_processes
 
 HEARTBEAT_MS = "50"
 ELECTION_MS = "500"
@@ -155,15 +154,7 @@ class EtcdCluster:
         return Target("etcd", self.nodes, self.root, list(self.spare))
 
     def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(self.procs)
 
 
 class RaftkvCluster:

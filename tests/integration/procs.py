@@ -33,6 +33,19 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
+def stop_processes(procs: list[subprocess.Popen[bytes]], grace_s: float = 15.0) -> None:
+    """SIGTERM every process still running, wait up to ``grace_s`` each, then SIGKILL."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 class Member:
     def __init__(self, name: str, client_port: int, peer_port: int, data_dir: Path) -> None:
         self.name = name
