@@ -17,10 +17,11 @@ import asyncio
 import itertools
 import logging
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from raftkv.errors import RaftKVError, UnavailableError
 from raftkv.raft.errors import ProposalDropped
@@ -64,6 +65,26 @@ class RequestTimeoutError(UnavailableError):
     """The request did not complete in time (etcd: ``etcdserver: request timed out``)."""
 
 
+class _Deadlines:
+    """Futures failed with a request timeout once their deadline passes, checked on every
+    tick: one sweep for all pending requests instead of a timer per request
+    (``asyncio.wait_for`` costs a timer handle and two callbacks on every call). Every
+    deadline is "now + the same timeout", so insertion order is deadline order."""
+
+    def __init__(self) -> None:
+        self._queue: deque[tuple[float, asyncio.Future[Any]]] = deque()
+
+    def add(self, deadline: float, fut: asyncio.Future[Any]) -> None:
+        self._queue.append((deadline, fut))
+
+    def expire(self, now: float) -> None:
+        queue = self._queue
+        while queue and queue[0][0] <= now:
+            _, fut = queue.popleft()
+            if not fut.done():
+                fut.set_exception(RequestTimeoutError("etcdserver: request timed out"))
+
+
 def _encode_snapshot(source: Iterable[tuple[bytes, bytes]], extra: bytes | None) -> bytes:
     """The state machine's pairs encoded, followed by the extra replicated state if any
     (safe on any thread: ``source`` is a fixed view)."""
@@ -91,6 +112,7 @@ class NodeDriver:
         self._proposals: list[bytes] = []
         self._waiting: dict[bytes, asyncio.Future[Response | None]] = {}
         self._read_waiters: list[asyncio.Future[None]] = []
+        self._deadlines = _Deadlines()
         self._read_batches: dict[bytes, list[asyncio.Future[None]]] = {}
         self._read_started: dict[bytes, float] = {}
         self._reads_to_apply: list[tuple[int, list[asyncio.Future[None]]]] = []
@@ -153,14 +175,14 @@ class NodeDriver:
         else:
             cid, seq, ack = request_id
             data = codec.encode_request(Request(cid, seq, op, ack=ack, nonce=n))
-        fut: asyncio.Future[Response | None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Response | None] = loop.create_future()
         self._waiting[data] = fut
+        self._deadlines.add(loop.time() + self.cfg.request_timeout_s, fut)
         self._proposals.append(data)
         self._wake.set()
         try:
-            result = await asyncio.wait_for(fut, self.cfg.request_timeout_s)
-        except TimeoutError:
-            raise RequestTimeoutError("etcdserver: request timed out") from None
+            result = await fut
         finally:
             self._waiting.pop(data, None)
         if result is None:
@@ -206,13 +228,12 @@ class NodeDriver:
         """Wait until this member's state reflects every write acknowledged before the call
         (ReadIndex, dissertation §6.4). Concurrent callers share one ReadIndex round."""
         self._check_running()
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
         self._read_waiters.append(fut)
+        self._deadlines.add(loop.time() + self.cfg.request_timeout_s, fut)
         self._wake.set()
-        try:
-            await asyncio.wait_for(fut, self.cfg.request_timeout_s)
-        except TimeoutError:
-            raise RequestTimeoutError("etcdserver: request timed out") from None
+        await fut
 
     def _check_running(self) -> None:
         if self._stopping or self.fatal is not None:
@@ -250,6 +271,7 @@ class NodeDriver:
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             next_at += interval
             self._ticks += 1
+            self._deadlines.expire(loop.time())
             self._wake.set()
 
     async def _cycle(self) -> None:
