@@ -50,7 +50,7 @@ _SERVE_FLAGS: tuple[tuple[str, str, str], ...] = (
 _SERVE_INT_FLAGS: tuple[tuple[str, str], ...] = (
     ("--heartbeat-interval", "heartbeat interval (the tick) in ms (default: 100)"),
     ("--election-timeout", "election timeout in ms, at least 5 heartbeats (default: 1000)"),
-    ("--snapshot-count", "applied entries between snapshots (default: 10000)"),
+    ("--snapshot-count", "applied entries between snapshots (default: 100000, as etcd)"),
     ("--snapshot-catchup-entries", "entries kept behind a snapshot (default: 5000)"),
     ("--max-request-bytes", "largest client request in bytes (default: 1572864)"),
     ("--quota-backend-bytes", "backend size limit in bytes (default: 2147483648)"),

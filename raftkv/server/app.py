@@ -66,7 +66,7 @@ class NodeSpec:
     tick_interval_s: float = 0.1
     election_ticks: int = 10
     heartbeat_ticks: int = 1
-    snapshot_count: int = 10_000
+    snapshot_count: int = 100_000
     snapshot_catchup_entries: int = 5_000
     max_request_bytes: int = 1_572_864
     request_timeout_s: float = 7.0

@@ -251,7 +251,7 @@ class ServerConfig:
     initial_cluster_token: str = "raftkv-cluster"
     heartbeat_interval_ms: int = 100
     election_timeout_ms: int = 1000
-    snapshot_count: int = 10_000
+    snapshot_count: int = 100_000
     snapshot_catchup_entries: int = 5_000
     max_request_bytes: int = 1_572_864
     quota_backend_bytes: int = 2 * 1024**3

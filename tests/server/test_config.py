@@ -61,7 +61,7 @@ def test_defaults_are_etcds() -> None:
     assert cfg.initial_cluster_state == "new"
     assert cfg.initial_cluster_token == "raftkv-cluster"
     assert (cfg.heartbeat_interval_ms, cfg.election_timeout_ms) == (100, 1000)
-    assert (cfg.snapshot_count, cfg.snapshot_catchup_entries) == (10_000, 5_000)
+    assert (cfg.snapshot_count, cfg.snapshot_catchup_entries) == (100_000, 5_000)
     assert cfg.max_request_bytes == 1_572_864 == int(1.5 * 1024 * 1024)
     assert cfg.quota_backend_bytes == 2 * 1024**3
 
