@@ -31,7 +31,6 @@ from raftkv.server.services.lock import LockService, Recipes
 from raftkv.server.services.maintenance import (
     NOSPACE,
     MaintenanceService,
-    NoSpaceGate,
     watch_quota,
 )
 from raftkv.server.services.watch import WatchService
@@ -182,12 +181,9 @@ class Server:
         membership = self.membership
         assert membership is not None
         assert self.store is not None
-        registry = membership.registry
-        gate = NoSpaceGate(lambda: any(a == NOSPACE for _, a in registry.alarms()))
-        client = grpc.aio.server(options=client_server_options(spec.max_request_bytes),
-                                 interceptors=[gate])
-        # in-process callers (raftkv.embed) reach the same handlers and interceptors
-        self.local = LocalServer(interceptors=[gate])
+        client = grpc.aio.server(options=client_server_options(spec.max_request_bytes))
+        # in-process callers (raftkv.embed) reach the same handlers
+        self.local = LocalServer()
         for add, servicer in self._client_services(driver, membership):
             add(servicer, client)
             add(servicer, self.local)
@@ -203,6 +199,11 @@ class Server:
         spec = self.spec
         assert self.store is not None
         header = Header(self.cluster_id, spec.member_id, driver)
+        registry = membership.registry
+
+        def no_space() -> bool:
+            return registry.has_alarm(NOSPACE)
+
         recipes = Recipes(driver)
         hub = WatchHub(driver.sm)
         driver.on_events.append(hub.on_events)
@@ -213,11 +214,12 @@ class Server:
                              spec.tick_interval_s * spec.election_ticks)
         return [
             (rpc_pb2_grpc.add_KVServicer_to_server,
-             KVService(driver, header, spec.max_request_bytes, spec.max_txn_ops)),
+             KVService(driver, header, spec.max_request_bytes, spec.max_txn_ops, no_space)),
             (rpc_pb2_grpc.add_MaintenanceServicer_to_server, maintenance),
             (rpc_pb2_grpc.add_ClusterServicer_to_server,
              ClusterService(membership, header, spec.cluster_token)),
-            (rpc_pb2_grpc.add_LeaseServicer_to_server, LeaseService(driver, header)),
+            (rpc_pb2_grpc.add_LeaseServicer_to_server,
+             LeaseService(driver, header, no_space=no_space)),
             (rpc_pb2_grpc.add_WatchServicer_to_server, watch),
             (v3lock_pb2_grpc.add_LockServicer_to_server, LockService(recipes, header)),
             (v3election_pb2_grpc.add_ElectionServicer_to_server,

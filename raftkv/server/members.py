@@ -145,6 +145,14 @@ class MemberRegistry:
         with self._lock:
             return sorted(self._alarms)
 
+    def has_alarm(self, alarm: int) -> bool:
+        """Whether any member has ``alarm`` active (checked on every write: cheap when no
+        alarm is set, which is almost always)."""
+        if not self._alarms:
+            return False
+        with self._lock:
+            return any(a == alarm for _, a in self._alarms)
+
     # -- the apply path ------------------------------------------------------------------------
     def dump(self) -> bytes:
         """The whole registry, for a Raft snapshot (taken at ``self.index`` or later)."""

@@ -13,8 +13,8 @@ import grpc
 import pytest
 
 from raftkv.server.services.maintenance import unpack_snapshot
-from raftkv.wire.pb.etcdserverpb import rpc_pb2
-from tests.integration.procs import ProcCluster, cluster, etcdctl
+from raftkv.wire.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from tests.integration.procs import Member, ProcCluster, cluster, etcdctl
 
 pytestmark = pytest.mark.slow
 NO_SPACE = "etcdserver: mvcc: database space exceeded"
@@ -121,6 +121,24 @@ def _snapshot(c: ProcCluster, path: Path) -> None:
     assert b"w19" in data
 
 
+def _check_writes_gated(c: ProcCluster, m: Member) -> None:
+    """Under NOSPACE: a txn with a put (even nested) and LeaseGrant are refused with etcd's
+    status; a txn that only reads or deletes is served."""
+    put = rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=b"x", value=b"y"))
+    nested = rpc_pb2.RequestOp(request_txn=rpc_pb2.TxnRequest(failure=[put]))
+    for txn in (rpc_pb2.TxnRequest(success=[put]), rpc_pb2.TxnRequest(success=[nested])):
+        with pytest.raises(grpc.RpcError) as err:
+            c.kv(m).Txn(txn, timeout=5)
+        assert err.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert err.value.details() == NO_SPACE
+    delete = rpc_pb2.RequestOp(request_delete_range=rpc_pb2.DeleteRangeRequest(key=b"x"))
+    c.kv(m).Txn(rpc_pb2.TxnRequest(success=[delete]), timeout=5)
+    lease = rpc_pb2_grpc.LeaseStub(c._channel(m))  # type: ignore[no-untyped-call]
+    with pytest.raises(grpc.RpcError) as err:
+        lease.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=10), timeout=5)
+    assert err.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 def test_alarms_and_quota(tmp_path: Path) -> None:
     with cluster(tmp_path, size=1, flags=("--quota-backend-bytes", "60000")) as c:
         (m,) = c.members
@@ -139,6 +157,7 @@ def test_alarms_and_quota(tmp_path: Path) -> None:
         assert NO_SPACE in r.stderr
         assert etcdctl(eps, "get", "x").returncode == 0
         assert etcdctl(eps, "del", "x").returncode == 0
+        _check_writes_gated(c, m)
         r = etcdctl(eps, "alarm", "disarm")
         assert r.returncode == 0, r.stderr
         assert etcdctl(eps, "alarm", "list").stdout.strip() == ""

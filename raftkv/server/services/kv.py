@@ -43,6 +43,25 @@ PROBE_KEY = "raftkv-probe"
 DEDUP_KEY = "raftkv-dedup"
 """A Range carrying ``raftkv-probe: dedup`` is answered with trailing ``raftkv-dedup: 1``:
 how a client learns that retrying its writes is safe here (etcd ignores both)."""
+NO_SPACE_MESSAGE = "etcdserver: mvcc: database space exceeded"
+
+
+async def refuse_without_space(no_space: Callable[[], bool], context: Ctx) -> None:
+    """While a NOSPACE alarm is active, refuse a request that adds data (Put, a Txn with a
+    put, LeaseGrant) with etcd's error; reads and deletes still work. Checked at the top of
+    those handlers rather than in a server interceptor, which grpc.aio runs as one more
+    coroutine, with a new handler object, on every call."""
+    if no_space():
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, NO_SPACE_MESSAGE)
+
+
+def txn_puts(request: rpc_pb2.TxnRequest) -> bool:
+    """Whether either branch of a TxnRequest (nested ones included) has a put."""
+    for op in (*request.success, *request.failure):
+        kind = op.WhichOneof("request")
+        if kind == "request_put" or (kind == "request_txn" and txn_puts(op.request_txn)):
+            return True
+    return False
 
 
 def request_id(context: Ctx) -> tuple[int, int, int] | None:
@@ -113,11 +132,13 @@ def txn_serializable(txn: Txn) -> bool:
 
 class KVService(rpc_pb2_grpc.KVServicer):
     def __init__(self, driver: NodeDriver, header: Header, max_request_bytes: int,
-                 max_txn_ops: int = MAX_TXN_OPS) -> None:
+                 max_txn_ops: int = MAX_TXN_OPS,
+                 no_space: Callable[[], bool] = lambda: False) -> None:
         self.driver = driver
         self.header = header
         self.max_request_bytes = max_request_bytes
         self.max_txn_ops = max_txn_ops
+        self.no_space = no_space
 
     def _check_size(self, size: int) -> None:
         if size > self.max_request_bytes:
@@ -154,6 +175,8 @@ class KVService(rpc_pb2_grpc.KVServicer):
 
     async def Put(self, request: rpc_pb2.PutRequest,
                   context: Ctx) -> rpc_pb2.PutResponse:
+        await refuse_without_space(self.no_space, context)
+
         async def run() -> rpc_pb2.PutResponse:
             self._check(request.key, request.ByteSize())
             result = await self._write(ec.put_from_pb(request), PutResult, context)
@@ -170,6 +193,9 @@ class KVService(rpc_pb2_grpc.KVServicer):
 
     async def Txn(self, request: rpc_pb2.TxnRequest,
                   context: Ctx) -> rpc_pb2.TxnResponse:
+        if txn_puts(request):
+            await refuse_without_space(self.no_space, context)
+
         async def run() -> rpc_pb2.TxnResponse:
             self._check_size(request.ByteSize())
             ec.check_txn_ops(request, self.max_txn_ops)

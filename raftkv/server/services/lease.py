@@ -19,7 +19,7 @@ import grpc
 from raftkv.errors import LeaseNotFoundError, RaftKVError
 from raftkv.server.lease_keeper import clock_ms
 from raftkv.server.node import NodeDriver, RequestTimeoutError
-from raftkv.server.services.kv import Header, guarded, request_id
+from raftkv.server.services.kv import Header, guarded, refuse_without_space, request_id
 from raftkv.state.commands import (
     Command,
     ErrorResult,
@@ -50,9 +50,11 @@ def min_lease_ttl_s(election_ticks: int, tick_interval_s: float) -> int:
 class LeaseService(rpc_pb2_grpc.LeaseServicer):
     def __init__(self, driver: NodeDriver, header: Header, *,
                  clock: Callable[[], int] = clock_ms,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 no_space: Callable[[], bool] = lambda: False) -> None:
         self.driver = driver
         self.header = header
+        self.no_space = no_space
         self.clock = clock
         self.rng = rng if rng is not None else random.SystemRandom()
 
@@ -98,6 +100,8 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
 
     async def LeaseGrant(self, request: rpc_pb2.LeaseGrantRequest,
                          context: Ctx) -> rpc_pb2.LeaseGrantResponse:
+        await refuse_without_space(self.no_space, context)
+
         async def run() -> rpc_pb2.LeaseGrantResponse:
             result = await self._grant(request, request_id(context))
             return rpc_pb2.LeaseGrantResponse(header=self.header(result.revision),

@@ -1,5 +1,6 @@
 """``etcdserverpb.Maintenance``: Status, MoveLeader, Hash, HashKV, Snapshot, Alarm, Defragment,
-and the NOSPACE machinery (a quota watcher and the interceptor that refuses writes).
+and the NOSPACE quota watcher (the write handlers refuse adds while the alarm is up:
+:func:`raftkv.server.services.kv.refuse_without_space`).
 
 Snapshot stream format (what ``etcdctl snapshot save`` writes to its file): a raftkv snapshot
 container ``MAGIC | data length (8 bytes, big endian) | state machine snapshot | zero
@@ -13,8 +14,7 @@ import asyncio
 import hashlib
 import logging
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 
@@ -22,7 +22,7 @@ from raftkv.raft.types import ConfChange, ConfChangeType, StateRole
 from raftkv.server.members import ALARM_ACTIVATE, encode_context
 from raftkv.server.node import NodeDriver
 from raftkv.server.services.cluster import EtcdError, Membership, answer
-from raftkv.server.services.kv import Header
+from raftkv.server.services.kv import NO_SPACE_MESSAGE, Header
 from raftkv.state import schema
 from raftkv.state.backend import Backend
 from raftkv.state.revision import Revision
@@ -41,8 +41,7 @@ NOT_LEADER = EtcdError(_FP, "etcdserver: not leader")
 BAD_TRANSFEREE = EtcdError(_FP, "etcdserver: bad leader transferee")
 TRANSFER_TIMEOUT = EtcdError(grpc.StatusCode.UNAVAILABLE,
                              "etcdserver: request timed out, leader transfer took too long")
-NO_SPACE = EtcdError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                     "etcdserver: mvcc: database space exceeded")
+NO_SPACE = EtcdError(grpc.StatusCode.RESOURCE_EXHAUSTED, NO_SPACE_MESSAGE)
 COMPACTED = EtcdError(grpc.StatusCode.OUT_OF_RANGE,
                       "etcdserver: mvcc: required revision has been compacted")
 FUTURE_REV = EtcdError(grpc.StatusCode.OUT_OF_RANGE,
@@ -210,19 +209,6 @@ async def watch_quota(membership: Membership, db_size: Callable[[], int], quota:
             log.debug("raising NOSPACE failed: %s", exc)
 
 
-def _writes(method: str, request: Any) -> bool:
-    if method.endswith("/Txn"):
-        return any(_op_writes(op) for op in (*request.success, *request.failure))
-    return True
-
-
-def _op_writes(op: Any) -> bool:
-    kind = op.WhichOneof("request")
-    if kind == "request_txn":
-        return _writes("/Txn", op.request_txn)
-    return kind in ("request_put",)
-
-
 def _peer_status(d: NodeDriver) -> list[rpc_pb2.RaftkvPeerStatus]:
     """raftkv's extension of StatusResponse: last contact with (and, on the leader, the
     match index of) every other member."""
@@ -239,33 +225,3 @@ def _peer_status(d: NodeDriver) -> list[rpc_pb2.RaftkvPeerStatus]:
             ID=mid, last_contact_ms=-1 if heard is None else int((now - heard) * 1000),
             match_index=pr.match if leader else 0))
     return out
-
-
-class NoSpaceGate(grpc.aio.ServerInterceptor):
-    """While a NOSPACE alarm is active, refuse Put, Txn with a put and LeaseGrant with
-    etcd's ``etcdserver: mvcc: database space exceeded`` (reads and deletes still work)."""
-
-    GATED = ("/etcdserverpb.KV/Put", "/etcdserverpb.KV/Txn", "/etcdserverpb.Lease/LeaseGrant")
-
-    def __init__(self, active: Callable[[], bool]) -> None:
-        self.active = active
-
-    async def intercept_service(
-            self, continuation: Callable[[grpc.HandlerCallDetails],
-                                         Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
-            handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or method not in self.GATED or handler.unary_unary is None:
-            return handler
-        inner: Any = handler.unary_unary
-
-        async def gated(request: Any, context: Ctx) -> Any:
-            if self.active() and _writes(method, request):
-                await context.abort(NO_SPACE.code, NO_SPACE.message)
-            return await inner(request, context)
-
-        return grpc.unary_unary_rpc_method_handler(
-            gated, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer)
