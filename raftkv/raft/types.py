@@ -12,6 +12,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import NamedTuple, NewType
 
+from raftkv._frozen import fast_init
+
 NodeId = NewType("NodeId", int)
 Term = NewType("Term", int)
 Index = NewType("Index", int)
@@ -46,6 +48,7 @@ class Entry(NamedTuple):
         return len(self.data) + 16
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class HardState:
     """The state that must be durable before a node speaks (Raft §5.1, Figure 2).
@@ -164,6 +167,7 @@ LOCAL_MESSAGES = frozenset(
 """Message types that the application must never deliver from the network."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Message:
     """A Raft message. Field meaning depends on ``type`` (as in etcd-io/raft's ``Message``).
@@ -188,6 +192,7 @@ class Message:
     context: bytes = b""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ReadState:
     """A linearizable read may be served once the applied index reaches ``index``."""
@@ -205,6 +210,7 @@ class StateRole(enum.Enum):
     LEADER = "leader"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SoftState:
     """Volatile state the application may want to observe; not persisted."""

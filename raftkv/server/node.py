@@ -418,28 +418,34 @@ class NodeDriver:
         results: list[tuple[bytes, Response | None]] = []
         confs: list[tuple[bytes, ConfState]] = []
         events: list[tuple[Event, ...]] = []
-        for e in entries:
-            if e.type is EntryType.CONF_CHANGE:
-                cc = ConfChange.decode(e.data)
-                if self.is_attribute_change(cc):
-                    cs = self.raw.raft.conf_state()
-                else:
-                    cs = self.raw.apply_conf_change(cc)
-                    # A member joining with an empty log is sent the latest snapshot, and
-                    # Raft refuses one whose membership lacks it: take a fresh one.
-                    self._snapshot_due = cc.type is not ConfChangeType.REMOVE_NODE
-                self.storage.set_conf_state(e.index, cs)
-                for hook in self.on_conf_change:
-                    hook(e.index, cc, cs)
-                self.sm.apply(e.index, b"")
-                confs.append((e.data, cs))
-                continue
-            applied = self.sm.apply(e.index, e.data)
-            if applied.events:
-                events.append(applied.events)
-            if e.data in self._waiting:
-                results.append((e.data, applied.result))
+        with self.sm.applying_batch():  # one backend write for the whole batch
+            for e in entries:
+                self._apply_one(e, results, confs, events)
         return results, confs, events
+
+    def _apply_one(self, e: Entry, results: list[tuple[bytes, Response | None]],
+                   confs: list[tuple[bytes, ConfState]],
+                   events: list[tuple[Event, ...]]) -> None:
+        if e.type is EntryType.CONF_CHANGE:
+            cc = ConfChange.decode(e.data)
+            if self.is_attribute_change(cc):
+                cs = self.raw.raft.conf_state()
+            else:
+                cs = self.raw.apply_conf_change(cc)
+                # A member joining with an empty log is sent the latest snapshot, and
+                # Raft refuses one whose membership lacks it: take a fresh one.
+                self._snapshot_due = cc.type is not ConfChangeType.REMOVE_NODE
+            self.storage.set_conf_state(e.index, cs)
+            for hook in self.on_conf_change:
+                hook(e.index, cc, cs)
+            self.sm.apply(e.index, b"")
+            confs.append((e.data, cs))
+            return
+        applied = self.sm.apply(e.index, e.data)
+        if applied.events:
+            events.append(applied.events)
+        if e.data in self._waiting:
+            results.append((e.data, applied.result))
 
     def _release_reads(self) -> None:
         if not self._reads_to_apply:

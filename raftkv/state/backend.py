@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -93,3 +94,64 @@ class MemoryBackend:
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+class WriteBuffer:
+    """A :class:`Backend` over another one that can hold writes back and merge them.
+
+    Outside :meth:`hold` it passes everything through. Inside, each :meth:`write` is kept in
+    one pending batch (and is readable through :meth:`get` at once) and the whole batch is
+    written to the inner backend when the hold ends: many applied entries cost one backend
+    write. A :meth:`scan` writes the pending batch first, so it sees everything. Each
+    buffered write is a whole applied entry (its changes and its applied index), so writing
+    them together keeps the backend a state some prefix of the log produced.
+    """
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self._pending: WriteBatch | None = None
+        self._overlay: dict[bytes, bytes | None] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        """See :meth:`Backend.get`; a held write is seen."""
+        if self._pending is not None and key in self._overlay:
+            return self._overlay[key]
+        return self.inner.get(key)
+
+    def scan(self, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        """See :meth:`Backend.scan` (held writes are written first)."""
+        self.flush()
+        return self.inner.scan(start, end)
+
+    def write(self, batch: WriteBatch) -> None:
+        """See :meth:`Backend.write`; held until the end of :meth:`hold` if inside one."""
+        if self._pending is None:
+            self.inner.write(batch)
+            return
+        self._pending.ops.extend(batch.ops)
+        self._overlay.update(batch.ops)
+
+    def flush(self) -> None:
+        """Write what is held (if anything) to the inner backend now."""
+        pending = self._pending
+        if pending is None or not pending.ops:
+            return
+        self._pending = WriteBatch()
+        self._overlay.clear()
+        self.inner.write(pending)
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Hold writes back until the end of the ``with`` block, then write them as one."""
+        if self._pending is not None:
+            yield  # already holding: the outer block writes
+            return
+        self._pending = WriteBatch()
+        try:
+            yield
+        finally:
+            try:
+                self.flush()
+            finally:
+                self._pending = None
+                self._overlay.clear()

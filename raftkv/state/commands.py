@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from raftkv._frozen import fast_init
+
 # --------------------------------------------------------------------------- enums
 
 
@@ -68,6 +70,7 @@ class EventType(IntEnum):
 # --------------------------------------------------------------------------- KV ops
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Range:
     """``RangeRequest``: read ``key`` or a key range, optionally at a past ``revision``.
@@ -92,6 +95,7 @@ class Range:
     max_create_revision: int = 0
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Put:
     """``PutRequest``: set ``key`` to ``value``, attached to ``lease`` (0 = none)."""
@@ -104,6 +108,7 @@ class Put:
     ignore_lease: bool = False
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DeleteRange:
     """``DeleteRangeRequest``: delete ``key`` or the keys of a range."""
@@ -113,6 +118,7 @@ class DeleteRange:
     prev_kv: bool = False
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Compare:
     """``Compare``: one guard of a :class:`Txn`.
@@ -129,6 +135,7 @@ class Compare:
     range_end: bytes = b""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Txn:
     """``TxnRequest``: if every compare holds run ``success``, else ``failure``.
@@ -145,6 +152,7 @@ Op = Range | Put | DeleteRange | Txn
 """A ``RequestOp`` of a transaction."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Compact:
     """``CompactionRequest``: drop history strictly below ``revision``.
@@ -160,6 +168,7 @@ class Compact:
 # --------------------------------------------------------------------------- leases
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LeaseGrant:
     """Create lease ``id`` (non-zero, chosen by the leader) with ``ttl_s`` seconds.
@@ -174,6 +183,7 @@ class LeaseGrant:
     now_ms: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LeaseRevoke:
     """Delete lease ``id`` and every key attached to it, in one revision."""
@@ -181,6 +191,7 @@ class LeaseRevoke:
     id: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LeaseRenew:
     """Keep-alive: the lease now expires at ``now_ms + ttl_s * 1000``."""
@@ -189,6 +200,7 @@ class LeaseRenew:
     now_ms: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LeaseCheckpointItem:
     """The remaining time to live of one lease, as the leader measured it."""
@@ -197,6 +209,7 @@ class LeaseCheckpointItem:
     remaining_ms: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LeaseCheckpoint:
     """Persist remaining TTLs so that a new leader does not restart them (etcd's
@@ -220,6 +233,7 @@ Command = (
 """Everything that can be proposed. A :class:`Range` through the log is a linearizable read."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Request:
     """The envelope of every proposed command.
@@ -244,6 +258,7 @@ class Request:
 # --------------------------------------------------------------------------- results
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class KeyValue:
     """``mvccpb.KeyValue``.
@@ -261,6 +276,7 @@ class KeyValue:
     lease: int = 0
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Event:
     """``mvccpb.Event``. ``prev_kv`` is always filled when the key existed; the watch layer
@@ -271,6 +287,7 @@ class Event:
     prev_kv: KeyValue | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RangeResult:
     """``RangeResponse``. ``revision`` is the store's current revision (the header), even
@@ -283,6 +300,7 @@ class RangeResult:
     count: int = 0
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PutResult:
     """``PutResponse``. ``prev_kv`` is set only if requested and the key existed."""
@@ -291,6 +309,7 @@ class PutResult:
     prev_kv: KeyValue | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DeleteResult:
     """``DeleteRangeResponse``."""
@@ -300,6 +319,7 @@ class DeleteResult:
     prev_kvs: tuple[KeyValue, ...] = ()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TxnResult:
     """``TxnResponse``: one result per op of the executed branch, in order."""
@@ -313,6 +333,7 @@ OpResult = RangeResult | PutResult | DeleteResult | TxnResult
 """A ``ResponseOp``."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CompactResult:
     """``CompactionResponse``."""
@@ -320,6 +341,7 @@ class CompactResult:
     revision: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LeaseGrantResult:
     """``LeaseGrantResponse``."""
@@ -329,6 +351,7 @@ class LeaseGrantResult:
     ttl_s: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LeaseRevokeResult:
     """``LeaseRevokeResponse``."""
@@ -336,6 +359,7 @@ class LeaseRevokeResult:
     revision: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LeaseRenewResult:
     """``LeaseKeepAliveResponse``: ``ttl_s`` is the granted TTL after renewal."""
@@ -345,6 +369,7 @@ class LeaseRenewResult:
     ttl_s: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LeaseCheckpointResult:
     """The (empty) result of a :class:`LeaseCheckpoint`."""
@@ -364,6 +389,7 @@ class ErrorCode(IntEnum):
     STALE_REQUEST = 6
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ErrorResult:
     """A command that failed deterministically: nothing changed, the error is the result.

@@ -16,11 +16,13 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from raftkv._frozen import fast_init
 from raftkv.errors import CompactedError, InvalidRequestError, LeaseNotFoundError, RaftKVError
 from raftkv.state import codec, schema
-from raftkv.state.backend import Backend, WriteBatch
+from raftkv.state.backend import Backend, WriteBatch, WriteBuffer
 from raftkv.state.commands import (
     Command,
     Compact,
@@ -88,6 +90,7 @@ def error_to_exception(result: ErrorResult) -> RaftKVError:
     raise TypeError(f"unknown error code {result.code!r}")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Applied:
     """What applying one entry produced.
@@ -121,7 +124,8 @@ class StateMachine:
 
     Invariants:
         * ``applied_index`` is the index of the last entry whose effects are in the
-          backend; it is written in the same batch as those effects.
+          backend (or held by :meth:`applying_batch` until it ends); it is written in
+          the same batch as those effects.
         * every in-memory structure (the MVCC index, the lease table, the de-duplication
           table) is a function of the backend contents and is rebuilt by restore.
         * entries are applied in index order with no gaps.
@@ -134,11 +138,12 @@ class StateMachine:
             backend: storage owned by this state machine.
             max_txn_ops: etcd's ``--max-txn-ops``; must be equal on every member.
         """
-        self._backend = backend
+        self._buffer = WriteBuffer(backend)
+        self._backend: Backend = self._buffer
         self._max_txn_ops = max_txn_ops
-        self._mvcc = MVCCStore(backend)
-        self._leases = LeaseTable(backend)
-        self._dedup = DedupTable(backend)
+        self._mvcc = MVCCStore(self._buffer)
+        self._leases = LeaseTable(self._buffer)
+        self._dedup = DedupTable(self._buffer)
         self._applied = 0
         self._reload(mvcc_loaded=True)
 
@@ -203,6 +208,12 @@ class StateMachine:
         return self._leases.expired(now_ms)
 
     # ------------------------------------------------------------------ apply
+
+    def applying_batch(self) -> AbstractContextManager[None]:
+        """Within the ``with`` block, the entries applied share one backend write, made
+        when the block ends (each entry's effects are still whole, and readable at once).
+        Reads of the backend by others must wait until it ends."""
+        return self._buffer.hold()
 
     def apply(self, index: int, data: bytes) -> Applied:
         """Apply the committed entry at ``index`` whose payload is ``data``.

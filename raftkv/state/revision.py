@@ -5,11 +5,14 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from raftkv._frozen import fast_init
+
 _REV = struct.Struct(">QQ")
 
 REVISION_BYTES = _REV.size
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, order=True)
 class Revision:
     """One change inside the store: ``main`` is the store revision, ``sub`` orders the changes

@@ -172,3 +172,46 @@ def test_any_decodable_request_applies_without_raising(requests: list[Request]) 
     again = StateMachine(MemoryBackend())
     again.restore(sm.snapshot())
     assert again.snapshot() == sm.snapshot()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(s.requests, min_size=1, max_size=25), st.integers(min_value=1, max_value=8))
+def test_a_batch_of_entries_is_one_write_and_changes_nothing_else(
+        requests: list[Request], chunk: int) -> None:
+    """Entries applied inside ``applying_batch`` give the same results, events and backend
+    contents as one by one, with one backend write per batch; later entries of a batch see
+    the earlier ones (a key put twice, a lease granted then used, a retried request)."""
+    single, batched = MemoryBackend(), RecordingBackend()
+    one, many = StateMachine(single), StateMachine(batched)
+    datas = [encode_request(r) for r in requests]
+    expected = [one.apply(i + 1, d) for i, d in enumerate(datas)]
+    got = []
+    for start in range(0, len(datas), chunk):
+        with many.applying_batch():
+            got += [many.apply(i + 1, datas[i])
+                    for i in range(start, min(start + chunk, len(datas)))]
+    assert got == expected
+    # One write per batch, plus at most one per failed request that had changed memory
+    # (rebuilding memory from the backend writes what the batch held so far first).
+    chunks = -(-len(datas) // chunk)
+    failed = sum(isinstance(a.result, ErrorResult) for a in got)
+    assert chunks <= len(batched.batches) <= chunks + failed
+    assert list(batched.scan(b"", None)) == list(single.scan(b"", None))
+    assert many.revision == one.revision
+    assert many.applied_index == len(datas)
+
+
+def test_reads_during_a_batch_see_its_writes_and_a_failed_write_is_fatal() -> None:
+    backend = RecordingBackend()
+    sm = StateMachine(backend)
+    with sm.applying_batch():
+        sm.apply(1, entry(Put(b"a", b"1")))
+        sm.apply(2, entry(Put(b"a", b"2")))
+        assert backend.batches == []
+        (kv,) = sm.range(Range(b"a")).kvs
+        assert (kv.value, kv.version, kv.create_revision) == (b"2", 2, 2)
+    assert len(backend.batches) == 1
+    backend.fail_next = True
+    with pytest.raises(OSError, match="disk full"), sm.applying_batch():
+        sm.apply(3, entry(Put(b"b")))
+    assert StateMachine(backend).applied_index == 2  # nothing of the failed batch landed
