@@ -1,10 +1,11 @@
 """Micro-benchmark of the state-machine record codec (:mod:`raftkv.state.codec`).
 
 Times encode and decode of the records on the write path: a ``Request`` carrying a ``Put``
-of a 256-byte value (as an etcd client sends it, ``client_id == 0``, and as the raftkv
-client sends it, with a client id, seq, ack and nonce), the ``KeyValue`` MVCC stores per
-put, the ``PutResult`` the de-duplication table stores, and a ``Txn`` with 2 compares and
-2 puts. Prints the best of ``--repeat`` runs in nanoseconds per operation.
+of a 256-byte value (as the server proposes an etcd client's put: ``client_id == 0`` and
+its proposal counter as ``seq``; and as it proposes a raftkv client's: a 63-bit client id,
+seq, ack and nonce), the ``KeyValue`` MVCC stores per put (without and with a lease), the
+``PutResult`` the de-duplication table stores, and a ``Request`` carrying a ``Txn`` with 2
+compares and 2 puts. Prints the best of ``--repeat`` runs in nanoseconds per operation.
 
     .venv/bin/python benchmarks/codec_micro.py
 """
@@ -33,25 +34,27 @@ from raftkv.state.commands import (
 
 _KEY = b"/registry/services/endpoints/default/kubernetes-0042"
 _VALUE = bytes(range(256))
-_KV = KeyValue(_KEY, 1_234_567, 1_234_890, 17, _VALUE, 7_587_869_432_011_223_344)
+_LEASE = 7_587_869_432_011_223_344
+_KV = KeyValue(_KEY, 1_234_567, 1_234_890, 17, _VALUE)
+_KV_LEASED = KeyValue(_KEY, 1_234_567, 1_234_890, 17, _VALUE, _LEASE)
 _TXN = Txn(
     (
         Compare(_KEY, CompareTarget.MOD, CompareResult.EQUAL, 1_234_890),
         Compare(b"/lock/owner", CompareTarget.VALUE, CompareResult.EQUAL, b"node-3"),
     ),
-    (Put(_KEY, _VALUE), Put(b"/lock/owner", b"node-3", lease=7_587_869_432_011_223_344)),
+    (Put(_KEY, _VALUE), Put(b"/lock/owner", b"node-3", lease=_LEASE)),
 )
 
 
 def _cases() -> dict[str, tuple[object, Callable[[], object], Callable[[], object]]]:
     """name -> (value, encode thunk, decode thunk)."""
-    put = Request(0, 0, Put(_KEY, _VALUE))
-    put_cid = Request(7_587_869_432_011_223_301, 912_345, Put(_KEY, _VALUE), 912_300, 4_113)
+    put = Request(0, 123_456, Put(_KEY, _VALUE))
+    put_cid = Request(7_587_869_432_011_223_301, 912_345, Put(_KEY, _VALUE), 912_300, 123_456)
     put_raw, put_cid_raw = codec.encode_request(put), codec.encode_request(put_cid)
-    kv_raw = codec.encode(_KV)
+    kv_raw, kv_leased_raw = codec.encode(_KV), codec.encode(_KV_LEASED)
     result = PutResult(1_234_890, _KV)
     result_raw = codec.encode_response(result)
-    txn = Request(0, 0, _TXN)
+    txn = Request(0, 123_456, _TXN)
     txn_raw = codec.encode_request(txn)
     return {
         "request put": (put, lambda: codec.encode_request(put),
@@ -59,6 +62,8 @@ def _cases() -> dict[str, tuple[object, Callable[[], object], Callable[[], objec
         "request put+client id": (put_cid, lambda: codec.encode_request(put_cid),
                                   lambda: codec.decode_request(put_cid_raw)),
         "keyvalue": (_KV, lambda: codec.encode(_KV), lambda: codec.decode(kv_raw, KeyValue)),
+        "keyvalue leased": (_KV_LEASED, lambda: codec.encode(_KV_LEASED),
+                            lambda: codec.decode(kv_leased_raw, KeyValue)),
         "putresult prev_kv": (result, lambda: codec.encode_response(result),
                               lambda: codec.decode_response(result_raw)),
         "request txn 2cmp 2put": (txn, lambda: codec.encode_request(txn),
