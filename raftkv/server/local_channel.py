@@ -147,30 +147,82 @@ def _check_status(ctx: _Context) -> None:
 async def _with_deadline(awaitable: Awaitable[Any], timeout: float | None) -> Any:
     if timeout is None:
         return await awaitable
-    try:
-        return await asyncio.wait_for(awaitable, timeout)
+    try:  # a timer on the running task; asyncio.wait_for would add a task per call
+        async with asyncio.timeout(timeout):
+            return await awaitable
     except TimeoutError:
         raise _error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
 
 
 class _UnaryCall:
-    """``await stub.Method(request)``: the handler's response, or an AioRpcError."""
+    """``await stub.Method(request)``: the handler's response, or an AioRpcError.
+
+    Like grpc.aio, a call made on the event loop runs whether or not it is awaited. The
+    common case, a call awaited as soon as it is made, runs inline in the awaiting task
+    (no task of its own: a task per call costs a scheduling round and a callback); a call
+    not awaited within the current loop iteration gets a task of its own.
+    """
+
+    __slots__ = ("_args", "_ctx", "_followers", "_inline", "_outcome", "_task")
 
     def __init__(self, channel: LocalChannel, method: str, request: object,
                  timeout: float | None, metadata: Sequence[tuple[str, str]] | None) -> None:
         self._args = (channel, method, request, timeout, metadata)
         self._task: asyncio.Future[Any] | None = None
         self._ctx: _Context | None = None
-        try:  # like grpc.aio, the call starts now; made outside a loop, when awaited
-            asyncio.get_running_loop()
+        self._inline: asyncio.Task[Any] | None = None
+        """The task running the call inline, while it runs."""
+        self._outcome: tuple[bool, Any] | None = None
+        """(succeeded, response or exception) of an inline run, once it ended."""
+        self._followers: asyncio.Future[Any] | None = None
+        try:
+            loop = asyncio.get_running_loop()
         except RuntimeError:
-            return
-        self._start()
+            return  # made outside a loop: it starts when awaited
+        loop.call_soon(self._start_unless_awaited)
+
+    def _start_unless_awaited(self) -> None:
+        if self._inline is None and self._outcome is None:
+            self._start()
 
     def _start(self) -> asyncio.Future[Any]:
         if self._task is None:
             self._task = asyncio.ensure_future(self._run(*self._args))
         return self._task
+
+    def __await__(self) -> Any:
+        if self._task is None and self._inline is None and self._outcome is None:
+            self._inline = asyncio.current_task()
+            try:
+                response = yield from self._run(*self._args).__await__()
+            except BaseException as exc:
+                self._finish(False, exc)
+                raise
+            self._finish(True, response)
+            return response
+        return (yield from self._completion().__await__())
+
+    def _finish(self, ok: bool, value: Any) -> None:
+        self._inline, self._outcome = None, (ok, value)
+        waiting = self._followers
+        if waiting is not None and not waiting.done():
+            if ok:
+                waiting.set_result(value)
+            else:
+                waiting.set_exception(value)
+
+    async def _completion(self) -> Any:
+        """The outcome, for a second awaiter (or one after the call ran as a task)."""
+        if self._task is not None:
+            return await self._task
+        if self._outcome is None:
+            if self._followers is None:
+                self._followers = asyncio.get_running_loop().create_future()
+            return await asyncio.shield(self._followers)
+        ok, value = self._outcome
+        if not ok:
+            raise value
+        return value
 
     async def _run(self, channel: LocalChannel, method: str, request: Any,
                    timeout: float | None, metadata: Sequence[tuple[str, str]] | None) -> Any:
@@ -193,18 +245,26 @@ class _UnaryCall:
         _check_status(ctx)
         return response
 
-    def __await__(self) -> Any:
-        return self._start().__await__()
-
     async def trailing_metadata(self) -> Metadata:
         """The trailing metadata the handler set (after the call ends)."""
-        await asyncio.wait([self._start()])
+        if self._task is None and self._inline is None and self._outcome is None:
+            self._start()
+        if self._task is not None:
+            await asyncio.wait([self._task])
+        elif self._outcome is None:  # running inline in another task
+            if self._followers is None:
+                self._followers = asyncio.get_running_loop().create_future()
+            await asyncio.wait([self._followers])
         return Metadata(*(self._ctx.trailing if self._ctx is not None else ()))
 
     def cancel(self) -> bool:
+        if self._inline is not None:
+            return self._inline.cancel()
         return self._task.cancel() if self._task is not None else False
 
     def done(self) -> bool:
+        if self._outcome is not None:
+            return True
         return self._task is not None and self._task.done()
 
 

@@ -57,6 +57,11 @@ class DriverConfig:
     snapshot_catchup_entries: int
 
 
+_APPLY_CHUNK = 256
+"""Committed entries applied per step of the apply task (one backend write each)."""
+_APPLY_BACKLOG = 8192
+"""Queued entries past which the driver applies in its own cycle (bounds the queue)."""
+
 _EXTRA_MAGIC = b"RKVSNAPX"
 """Marks a Raft snapshot that carries extra replicated state after the state machine's."""
 
@@ -116,6 +121,8 @@ class NodeDriver:
         self._read_batches: dict[bytes, list[asyncio.Future[None]]] = {}
         self._read_started: dict[bytes, float] = {}
         self._reads_to_apply: list[tuple[int, list[asyncio.Future[None]]]] = []
+        self._apply_queue: deque[Entry] = deque()
+        self._apply_wake = asyncio.Event()
         self._seq = itertools.count(int.from_bytes(os.urandom(3), "big") << 32)
         self._read_seq = itertools.count(1)
         self._stopping = False
@@ -242,6 +249,7 @@ class NodeDriver:
     # -- the loop ------------------------------------------------------------------------
     async def run(self) -> None:
         ticker = asyncio.create_task(self._tick_loop(), name="raftkv-ticker")
+        applier = asyncio.create_task(self._apply_loop(), name="raftkv-apply")
         try:
             while not self._stopping:
                 await self._wake.wait()
@@ -254,6 +262,7 @@ class NodeDriver:
             raise
         finally:
             ticker.cancel()
+            applier.cancel()
             self._fail_all(UnavailableError("etcdserver: server stopped"))
             if self._snapshot_job is not None:  # it reads the backend: let it finish
                 await asyncio.gather(self._snapshot_job[0], return_exceptions=True)
@@ -359,23 +368,13 @@ class NodeDriver:
         # ever changed on this thread too (never in the I/O thread): a reader can never
         # see half of an applied entry.
         if rd.snapshot is not None:
+            self._apply_backlog()  # older entries first: the snapshot supersedes them
             self._install_snapshot(rd.snapshot.data, rd.snapshot.meta.index)
             log.info("installed snapshot at %d from the leader (%d bytes)",
                      rd.snapshot.meta.index, len(rd.snapshot.data))
         self.transport.send(rd.messages_after_persist)
         if rd.committed_entries:
-            results, confs, events = self._apply(rd.committed_entries)
-            for data, result in results:
-                fut = self._waiting.get(data)
-                if fut is not None and not fut.done():
-                    fut.set_result(result)
-            for data, cs in confs:
-                cfut = self._conf_waiting.get(data)
-                if cfut is not None and not cfut.done():
-                    cfut.set_result(cs)
-            for batch in events:
-                for listener in self.on_events:
-                    listener(batch)
+            self._hand_over(rd.committed_entries)
         for rs in rd.read_states:
             self._read_started.pop(rs.context, None)
             waiters = self._read_batches.pop(rs.context, None)
@@ -383,10 +382,7 @@ class NodeDriver:
                 self._reads_to_apply.append((rs.index, waiters))
         self.raw.advance(rd)
         self._release_reads()
-        applied = self.sm.applied_index
-        for callback in self.on_apply:
-            callback(applied)
-        await self._maybe_snapshot(loop, applied)
+        await self._maybe_snapshot(loop, self.sm.applied_index)
 
     async def _maybe_snapshot(self, loop: asyncio.AbstractEventLoop, applied: int) -> None:
         """Take a snapshot when due. The state is captured here, on the loop, at
@@ -410,6 +406,72 @@ class NodeDriver:
             encoding = loop.run_in_executor(None, _encode_snapshot, source, extra)
             encoding.add_done_callback(lambda _: self._wake.set())
             self._snapshot_job = (encoding, applied, self.raw.raft.conf_state())
+
+    # -- applying committed entries ------------------------------------------------------
+    def _hand_over(self, entries: Sequence[Entry]) -> None:
+        """Queue committed entries for the apply task, or apply them now.
+
+        Applying off the Ready cycle (as etcd's apply goroutine does) lets this member
+        persist and acknowledge the next entries while a large batch is still being
+        applied, and lets a leader's callers see their results, and propose again, between
+        chunks. Order is kept: everything queued is applied first whenever entries must be
+        applied in the cycle itself: a membership change (Raft's configuration must follow
+        the log as it is applied), an installed snapshot, or a backlog past the bound.
+        """
+        queue = self._apply_queue
+        queue.extend(entries)
+        if len(queue) > _APPLY_BACKLOG or \
+                any(e.type is EntryType.CONF_CHANGE for e in entries):
+            self._apply_backlog()
+        else:
+            self._apply_wake.set()
+
+    def _apply_backlog(self) -> None:
+        """Apply everything queued, now (synchronously, on the event loop)."""
+        queue = self._apply_queue
+        if queue:
+            entries = list(queue)
+            queue.clear()
+            self._apply_and_notify(entries)
+
+    async def _apply_loop(self) -> None:
+        """The apply task: applies queued entries in chunks, yielding to the event loop
+        between chunks so that callers woken by one chunk run before the next."""
+        queue = self._apply_queue
+        try:
+            while True:
+                if not queue:
+                    self._apply_wake.clear()
+                    await self._apply_wake.wait()
+                    continue
+                n = min(len(queue), _APPLY_CHUNK)
+                self._apply_and_notify([queue.popleft() for _ in range(n)])
+                await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self.fatal = exc
+            log.exception("applying committed entries failed; stopping the member")
+            self.stop()
+
+    def _apply_and_notify(self, entries: Sequence[Entry]) -> None:
+        """Apply ``entries`` in one backend write; answer their waiters and listeners."""
+        results, confs, events = self._apply(entries)
+        for data, result in results:
+            fut = self._waiting.get(data)
+            if fut is not None and not fut.done():
+                fut.set_result(result)
+        for data, cs in confs:
+            cfut = self._conf_waiting.get(data)
+            if cfut is not None and not cfut.done():
+                cfut.set_result(cs)
+        for batch in events:
+            for listener in self.on_events:
+                listener(batch)
+        self._release_reads()
+        applied = self.sm.applied_index
+        for callback in self.on_apply:
+            callback(applied)
 
     def _apply(self, entries: Sequence[Entry]) -> tuple[
             list[tuple[bytes, Response | None]], list[tuple[bytes, ConfState]],
