@@ -40,7 +40,8 @@ class _Echo:
 def _channel() -> tuple[LocalChannel, _Echo]:
     echo = _Echo()
     server = LocalServer()
-    handler = grpc.unary_unary_rpc_method_handler(echo.say)
+    handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(
+        echo.say)
     server.add_registered_method_handlers("test.Echo", {"Say": handler})
     return LocalChannel(server), echo
 
