@@ -73,19 +73,34 @@ class RequestTimeoutError(UnavailableError):
 class _Deadlines:
     """Futures failed with a request timeout once their deadline passes, checked on every
     tick: one sweep for all pending requests instead of a timer per request
-    (``asyncio.wait_for`` costs a timer handle and two callbacks on every call). Every
-    deadline is "now + the same timeout", so insertion order is deadline order."""
+    (``asyncio.wait_for`` costs a timer handle and two callbacks on every call).
+
+    Every deadline is "now + the same timeout", so insertion order is deadline order; a
+    request that ends is discarded at once, so only pending futures are held (a completed
+    future kept until its deadline would keep its result alive for the whole timeout:
+    tens of thousands of objects for the garbage collector to scan under load).
+    """
 
     def __init__(self) -> None:
-        self._queue: deque[tuple[float, asyncio.Future[Any]]] = deque()
+        self._pending: dict[asyncio.Future[Any], float] = {}
 
     def add(self, deadline: float, fut: asyncio.Future[Any]) -> None:
-        self._queue.append((deadline, fut))
+        self._pending[fut] = deadline
+
+    def discard(self, fut: asyncio.Future[Any]) -> None:
+        self._pending.pop(fut, None)
+
+    def __len__(self) -> int:
+        return len(self._pending)
 
     def expire(self, now: float) -> None:
-        queue = self._queue
-        while queue and queue[0][0] <= now:
-            _, fut = queue.popleft()
+        expired = []
+        for fut, deadline in self._pending.items():
+            if deadline > now:
+                break
+            expired.append(fut)
+        for fut in expired:
+            del self._pending[fut]
             if not fut.done():
                 fut.set_exception(RequestTimeoutError("etcdserver: request timed out"))
 
@@ -192,6 +207,7 @@ class NodeDriver:
             result = await fut
         finally:
             self._waiting.pop(data, None)
+            self._deadlines.discard(fut)
         if result is None:
             raise RequestTimeoutError("etcdserver: request timed out")
         return result
@@ -240,7 +256,10 @@ class NodeDriver:
         self._read_waiters.append(fut)
         self._deadlines.add(loop.time() + self.cfg.request_timeout_s, fut)
         self._wake.set()
-        await fut
+        try:
+            await fut
+        finally:
+            self._deadlines.discard(fut)
 
     def _check_running(self) -> None:
         if self._stopping or self.fatal is not None:
