@@ -18,6 +18,7 @@ from raftkv.errors import ConfigError
 from raftkv.raft.config import Config
 from raftkv.raft.rawnode import RawNode
 from raftkv.raft.types import ConfState, HardState, Snapshot, SnapshotMeta
+from raftkv.server import collector
 from raftkv.server.config import ServerConfig, canonical_url, parse_url
 from raftkv.server.lease_keeper import LeaseKeeper
 from raftkv.server.local_channel import LocalServer
@@ -308,6 +309,8 @@ async def serve(spec: NodeSpec) -> int:
     except ConfigError:
         await server.stop(0)
         raise
+    collector.relax()
+    collector.freeze_startup()
     waiter = asyncio.create_task(server.wait())
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)

@@ -232,3 +232,21 @@ def test_client_forgotten_by_the_server_starts_a_new_session(
             for cl in (a, b, c):
                 await cl.close()
     run(scenario())
+
+
+def test_embedding_raises_gc_thresholds_unless_told_not_to(tmp_path: Path) -> None:
+    import gc
+
+    from raftkv.server import collector
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+
+        async def scenario(tune: bool) -> tuple[int, int, int]:
+            async with embed.start_node(tmp_path / "n1", tune_gc=tune):
+                return gc.get_threshold()
+
+        assert run(scenario(False)) == (700, 10, 10)
+        assert run(scenario(True))[0] == collector.YOUNG_THRESHOLD
+    finally:
+        gc.set_threshold(*saved)
