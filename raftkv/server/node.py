@@ -154,6 +154,8 @@ class NodeDriver:
         self.is_attribute_change: Callable[[ConfChange], bool] = lambda _: False
         """True for a conf change entry that only carries member attributes (not for Raft)."""
         self._snapshot_due = False
+        self._cleanup_job: asyncio.Future[None] | None = None
+        """Deleting the log entries below the last compaction (on a worker thread)."""
         self._snapshot_job: tuple[asyncio.Future[bytes], int, ConfState] | None = None
         """A snapshot being encoded off the loop: (its bytes, applied index, membership)."""
         self.snapshot_extra: tuple[Callable[[], bytes], Callable[[bytes, int], None]] | None
@@ -285,6 +287,8 @@ class NodeDriver:
             self._fail_all(UnavailableError("etcdserver: server stopped"))
             if self._snapshot_job is not None:  # it reads the backend: let it finish
                 await asyncio.gather(self._snapshot_job[0], return_exceptions=True)
+            if self._cleanup_job is not None:  # it writes the log: let it finish
+                await asyncio.gather(self._cleanup_job, return_exceptions=True)
             self._executor.shutdown(wait=True)
 
     def stop(self) -> None:
@@ -416,6 +420,9 @@ class NodeDriver:
             future, at, conf_state = pending
             await loop.run_in_executor(self._executor, self._snapshot, at, conf_state,
                                        future.result())
+            if self._cleanup_job is None or self._cleanup_job.done():
+                # the compacted entries are deleted off the I/O thread: persists go on
+                self._cleanup_job = loop.run_in_executor(None, self.storage.delete_compacted)
             return
         if self._snapshot_due or \
                 applied - self.storage.snapshot_meta().index >= self.cfg.snapshot_count:
@@ -574,7 +581,7 @@ class NodeDriver:
         self.storage.create_snapshot(applied, conf_state, data)
         keep_from = applied - self.cfg.snapshot_catchup_entries
         if keep_from > self.storage.first_index():
-            self.storage.compact(keep_from)
+            self.storage.compact(keep_from, defer_cleanup=True)
         log.info("snapshot at %d (%d bytes), log compacted below %d", applied, len(data),
                  max(keep_from, self.storage.first_index()))
 

@@ -387,12 +387,15 @@ class DurableLogStorage:
             self._snap_data = self._read_snap_data(self._st.snap_len)
         return self._snap_data
 
-    def compact(self, compact_index: int) -> None:
+    def compact(self, compact_index: int, *, defer_cleanup: bool = False) -> None:
         """Discard entries up to ``compact_index``, which becomes the offset ("dummy") entry.
 
         The new offset is written first (fsync'ed, with the first deletions); the remaining
         entries are deleted in batches of ``_DELETE_CHUNK``. A crash in between leaves keys
-        below the offset, which the next open deletes.
+        below the offset, which the next open deletes. With ``defer_cleanup`` only the
+        offset is written here, and the caller runs :meth:`delete_compacted` later (on
+        another thread: deleting a snapshot's worth of entries takes a few hundred
+        milliseconds, which the writer need not wait for).
 
         Raises:
             RaftInvariantError: ``compact_index`` is beyond the last index.
@@ -408,14 +411,25 @@ class DurableLogStorage:
             st.offset = compact_index
             batch = self._engine.batch(sync=True)
             batch.put(keys.LOG_OFFSET, codec.encode_offset(st.offset, st.offset_term))
-            for i in range(old_first, min(compact_index + 1, old_first + _DELETE_CHUNK)):
-                batch.delete(keys.log_key(i))
+            if not defer_cleanup:
+                for i in range(old_first, min(compact_index + 1, old_first + _DELETE_CHUNK)):
+                    batch.delete(keys.log_key(i))
             batch.commit()
             self._st = st
             tail_start = st.last - len(self._tail) + 1
             if tail_start <= compact_index:
                 self._set_tail(self._tail[compact_index + 1 - tail_start:])
-            self._delete_below(compact_index + 1)
+            if not defer_cleanup:
+                self._delete_below(compact_index + 1)
+
+    def delete_compacted(self) -> None:
+        """Delete the log keys left below the offset by ``compact(defer_cleanup=True)``.
+
+        Safe to run on another thread than the writer's, without the lock: it touches only
+        keys below the offset, which nothing reads or writes any more. The caller must let
+        it finish before closing the storage.
+        """
+        self._delete_below(self._st.offset + 1)
 
     def set_conf_state(self, index: int, conf_state: ConfState) -> None:
         """Persist the membership after applying the conf change at ``index`` (one fsync).

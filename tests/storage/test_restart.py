@@ -126,6 +126,26 @@ def test_open_removes_keys_left_below_the_offset(tmp_path: Path) -> None:
     engine.close()
 
 
+def test_deferred_cleanup_deletes_compacted_keys_later(tmp_path: Path) -> None:
+    m, engine, d = both(tmp_path)
+    for s in (m, d):
+        s.append(ents(*[(i, 1) for i in range(1, 101)]))
+    m.compact(60)
+    d.compact(60, defer_cleanup=True)
+    assert dump(d) == dump(m)  # the log reads as compacted at once
+    with pytest.raises(Compacted):
+        d.entries(60, 62)
+    left = list(engine.keys(keys.LOG_START, keys.log_key(61)))
+    assert len(left) == 60  # entries 1..60 still on disk
+    d.append(ents((101, 1)))  # the writer goes on meanwhile
+    d.delete_compacted()
+    assert list(engine.keys(keys.LOG_START, keys.log_key(61))) == []
+    assert d.entries(61, 102) == ents(*[(i, 1) for i in range(61, 102)])
+    engine, d = reopen(tmp_path, engine)
+    assert (d.first_index(), d.last_index()) == (61, 101)
+    engine.close()
+
+
 def test_gap_in_the_log_is_detected(tmp_path: Path) -> None:
     engine, d = reopen(tmp_path)
     d.append(ents(*[(i, 1) for i in range(1, 11)]))
