@@ -57,7 +57,7 @@ class DriverConfig:
     snapshot_catchup_entries: int
 
 
-_APPLY_CHUNK = 256
+_APPLY_CHUNK = 1024
 """Committed entries applied per step of the apply task (one backend write each)."""
 _APPLY_BACKLOG = 8192
 """Queued entries past which the driver applies in its own cycle (bounds the queue)."""
