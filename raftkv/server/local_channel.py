@@ -160,7 +160,8 @@ class _UnaryCall:
     Like grpc.aio, a call made on the event loop runs whether or not it is awaited. The
     common case, a call awaited as soon as it is made, runs inline in the awaiting task
     (no task of its own: a task per call costs a scheduling round and a callback); a call
-    not awaited within the current loop iteration gets a task of its own.
+    not awaited within the current loop iteration gets a task of its own (the channel
+    checks all calls made in one loop iteration with one callback).
     """
 
     __slots__ = ("_args", "_ctx", "_followers", "_inline", "_outcome", "_task")
@@ -175,13 +176,9 @@ class _UnaryCall:
         self._outcome: tuple[bool, Any] | None = None
         """(succeeded, response or exception) of an inline run, once it ended."""
         self._followers: asyncio.Future[Any] | None = None
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # made outside a loop: it starts when awaited
-        loop.call_soon(self._start_unless_awaited)
+        channel.start_unless_awaited(self)
 
-    def _start_unless_awaited(self) -> None:
+    def start_unless_awaited(self) -> None:
         if self._inline is None and self._outcome is None:
             self._start()
 
@@ -381,6 +378,24 @@ class LocalChannel:
     def __init__(self, server: LocalServer) -> None:
         self._server = server
         self._closed = False
+        self._made: list[_UnaryCall] = []
+        """Unary calls made since the last check that they were awaited."""
+
+    def start_unless_awaited(self, call: _UnaryCall) -> None:
+        """Start ``call`` as a task of its own at the end of this loop iteration if it has
+        not been awaited by then (one callback per iteration for all calls made in it)."""
+        made = self._made
+        if not made:
+            try:
+                asyncio.get_running_loop().call_soon(self._start_unawaited)
+            except RuntimeError:
+                return  # made outside a loop: it starts when awaited
+        made.append(call)
+
+    def _start_unawaited(self) -> None:
+        made, self._made = self._made, []
+        for call in made:
+            call.start_unless_awaited()
 
     async def resolve(self, method: str) -> grpc.RpcMethodHandler[Any, Any]:
         if self._closed:

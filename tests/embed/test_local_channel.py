@@ -66,13 +66,19 @@ def test_a_call_awaited_at_once_answers_and_runs_once() -> None:
 def test_a_call_never_awaited_still_runs() -> None:
     async def main() -> None:
         ch, echo = _channel()
-        call = ch.unary_unary(METHOD)(b"fire")
+        say = ch.unary_unary(METHOD)
+        first = say(b"fire")
+        awaited = await say(b"awaited")  # made and awaited in the same loop iteration
+        second = say(b"and forget")
         for _ in range(5):
             await asyncio.sleep(0)
-        assert echo.calls == 1
-        assert call.done()
-        assert await call == b"echo:fire"
-        assert echo.calls == 1
+        assert awaited == b"echo:awaited"
+        assert echo.calls == 3
+        assert first.done()
+        assert second.done()
+        assert await first == b"echo:fire"
+        assert await second == b"echo:and forget"
+        assert echo.calls == 3
     _run(main())
 
 
