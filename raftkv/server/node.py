@@ -3,8 +3,11 @@
 Its loop, per batch of inputs (ticks, peer messages, client proposals and reads)::
 
     step everything -> ready -> send messages_now -> persist (one fsync'ed LevelDB batch,
-    in a worker thread) -> send messages_after_persist -> apply committed entries ->
-    answer reads -> advance -> maybe snapshot and compact
+    in a worker thread) -> send messages_after_persist -> queue committed entries for the
+    apply task -> answer reads -> advance -> maybe snapshot and compact
+
+and, in a second task, the apply loop: apply queued entries in chunks (one LevelDB write
+each), answer their proposals and reads, feed the watchers.
 
 While the fsync runs, new proposals and reads queue up and share the next batch: this is
 the group commit that makes a Python node fast. Nothing here decides anything Raft-wise;
@@ -59,6 +62,9 @@ class DriverConfig:
 
 _APPLY_CHUNK = 1024
 """Committed entries applied per step of the apply task (one backend write each)."""
+_APPLY_INLINE = 64
+"""Committed entries at most that the driver applies in its own cycle when none are queued
+(handing a few entries to the apply task costs more than applying them)."""
 _APPLY_BACKLOG = 8192
 """Queued entries past which the driver applies in its own cycle (bounds the queue)."""
 
@@ -439,12 +445,15 @@ class NodeDriver:
 
         Applying off the Ready cycle (as etcd's apply goroutine does) lets this member
         persist and acknowledge the next entries while a large batch is still being
-        applied, and lets a leader's callers see their results, and propose again, between
-        chunks. Order is kept: everything queued is applied first whenever entries must be
+        applied. A small batch with nothing queued before it is applied at once. Order is
+        kept: everything queued is applied first whenever entries must be
         applied in the cycle itself: a membership change (Raft's configuration must follow
         the log as it is applied), an installed snapshot, or a backlog past the bound.
         """
         queue = self._apply_queue
+        if not queue and len(entries) <= _APPLY_INLINE:
+            self._apply_and_notify(entries)  # a small batch: not worth a task switch
+            return
         queue.extend(entries)
         if len(queue) > _APPLY_BACKLOG or \
                 any(e.type is EntryType.CONF_CHANGE for e in entries):
