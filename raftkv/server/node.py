@@ -137,6 +137,8 @@ class NodeDriver:
         self._reports: list[Callable[[RawNode], None]] = []
         self._proposals: list[bytes] = []
         self._waiting: dict[bytes, asyncio.Future[Response | None]] = {}
+        self._requests: dict[bytes, Request] = {}
+        """The request each waiting proposal encodes: applied without decoding it again."""
         self._read_waiters: list[asyncio.Future[None]] = []
         self._deadlines = _Deadlines()
         self._read_batches: dict[bytes, list[asyncio.Future[None]]] = {}
@@ -201,13 +203,15 @@ class NodeDriver:
         self._check_running()
         n = next(self._seq)
         if request_id is None:
-            data = codec.encode_request(Request(client_id=0, seq=n, op=op))
+            request = Request(client_id=0, seq=n, op=op)
         else:
             cid, seq, ack = request_id
-            data = codec.encode_request(Request(cid, seq, op, ack=ack, nonce=n))
+            request = Request(cid, seq, op, ack=ack, nonce=n)
+        data = codec.encode_request(request)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Response | None] = loop.create_future()
         self._waiting[data] = fut
+        self._requests[data] = request
         self._deadlines.add(loop.time() + self.cfg.request_timeout_s, fut)
         self._proposals.append(data)
         self._wake.set()
@@ -215,6 +219,7 @@ class NodeDriver:
             result = await fut
         finally:
             self._waiting.pop(data, None)
+            self._requests.pop(data, None)
             self._deadlines.discard(fut)
         if result is None:
             raise RequestTimeoutError("etcdserver: request timed out")
@@ -538,7 +543,7 @@ class NodeDriver:
             self.sm.apply(e.index, b"")
             confs.append((e.data, cs))
             return
-        applied = self.sm.apply(e.index, e.data)
+        applied = self.sm.apply(e.index, e.data, self._requests.get(e.data))
         if applied.events:
             events.append(applied.events)
         if e.data in self._waiting:
