@@ -451,9 +451,9 @@ class NodeDriver:
         Applying off the Ready cycle (as etcd's apply goroutine does) lets this member
         persist and acknowledge the next entries while a large batch is still being
         applied. A small batch with nothing queued before it is applied at once. Order is
-        kept: everything queued is applied first whenever entries must be
-        applied in the cycle itself: a membership change (Raft's configuration must follow
-        the log as it is applied), an installed snapshot, or a backlog past the bound.
+        kept: everything queued is applied first whenever entries must be applied in the
+        cycle itself: a membership change (Raft's configuration must follow the log as it
+        is applied), an installed snapshot, or a backlog past the bound.
         """
         queue = self._apply_queue
         if not queue and len(entries) <= _APPLY_INLINE:
