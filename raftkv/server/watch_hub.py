@@ -7,6 +7,9 @@ revisions from the store's history, :meth:`History.events_between`, and turns it
 it reaches the current revision). New watchers with a past start revision start unsynced; a
 synced watcher whose stream queue is full becomes unsynced instead of buffering, so a slow
 client never blocks the driver and never holds more than one bounded queue of responses.
+An applied put's event carries no ``prev_kv`` (the apply reads no previous value); for a
+watcher that asked for it, the hub reads it back from the history once per entry
+(:meth:`History.with_prev_kv`), as etcd's watch server does.
 
 Invariants:
     * ``next_rev`` of a watcher is the first revision it has not been handed yet; a synced
@@ -52,6 +55,8 @@ class History(Protocol):
 
     def events_between(self, start_rev: int, end_rev: int, key: bytes,
                        range_end: bytes) -> list[Event]: ...
+
+    def with_prev_kv(self, events: Sequence[Event]) -> list[Event]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,10 +215,15 @@ class WatchHub:
             return
         rev = events[0].kv.mod_revision
         self.revision = max(self.revision, rev)
+        filled: list[Event] | None = None  # with prev_kv, read once if a watcher wants it
         for w in list(self._synced):
             if rev < w.next_rev:
                 continue
             mine = [e for e in events if w.wants(e)]
+            if mine and w.spec.prev_kv:
+                if filled is None:
+                    filled = self.source.with_prev_kv(events)
+                mine = [e for e in filled if w.wants(e)]
             if mine:
                 try:
                     w.stream.queue.put_nowait(w.response(mine, rev))

@@ -279,8 +279,10 @@ class KeyValue:
 @fast_init
 @dataclass(frozen=True, slots=True)
 class Event:
-    """``mvccpb.Event``. ``prev_kv`` is always filled when the key existed; the watch layer
-    drops it for watchers that did not ask for it."""
+    """``mvccpb.Event``. ``prev_kv`` is the key's value just before the change, when the
+    key existed: always filled for deletes and for events read back from history, left
+    out of the events of an applied put (which reads no previous value) until
+    :meth:`StateMachine.with_prev_kv` fills it for a watcher that asked for it."""
 
     type: EventType
     kv: KeyValue

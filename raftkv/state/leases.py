@@ -23,8 +23,6 @@ from raftkv.errors import LeaseNotFoundError
 from raftkv.state import schema
 from raftkv.state.backend import Backend
 from raftkv.state.commands import (
-    Event,
-    EventType,
     KeyValue,
     LeaseCheckpoint,
     LeaseGrant,
@@ -195,18 +193,19 @@ class LeaseTable:
                 lease.expiry_ms = _deadline(cmd.now_ms, item.remaining_ms)
                 self._persist(txn, lease)
 
-    def observe(self, events: Iterable[Event]) -> None:
-        """Update attachments from the events of one request, in order."""
-        for event in events:
-            prev = event.prev_kv
-            if prev is not None and prev.lease != NO_LEASE:
-                old = self._leases.get(prev.lease)
+    def observe(self, changes: Iterable[tuple[bytes, int, int]]) -> None:
+        """Update attachments from one request's ``(key, old lease, new lease)`` changes
+        (:attr:`WriteTxn.lease_changes`), in order."""
+        leases = self._leases
+        for key, old_id, new_id in changes:
+            if old_id != NO_LEASE:
+                old = leases.get(old_id)
                 if old is not None:
-                    old.keys.discard(prev.key)
-            if event.type == EventType.PUT and event.kv.lease != NO_LEASE:
-                new = self._leases.get(event.kv.lease)
+                    old.keys.discard(key)
+            if new_id != NO_LEASE:
+                new = leases.get(new_id)
                 if new is not None:
-                    new.keys.add(event.kv.key)
+                    new.keys.add(key)
 
     @staticmethod
     def _persist(txn: WriteTxn, lease: Lease) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -184,6 +184,11 @@ class StateMachine:
         """
         return self._mvcc.events_between(start_rev, end_rev, key, range_end)
 
+    def with_prev_kv(self, events: Sequence[Event]) -> list[Event]:
+        """The events of one applied entry with ``prev_kv`` filled in for puts (an applied
+        put's event carries none; see :meth:`MVCCStore.with_prev_kv`)."""
+        return self._mvcc.with_prev_kv(events)
+
     def read_txn(self, txn: Txn) -> TxnResult:
         """Serve a read-only txn without a log entry.
 
@@ -263,7 +268,7 @@ class StateMachine:
         try:
             validate(op, self._max_txn_ops)
             result = self._dispatch(txn, op)
-            self._leases.observe(txn.events)
+            self._leases.observe(txn.lease_changes)
         except _EXPECTED_ERRORS as exc:
             if txn.dirty:
                 self._reload()

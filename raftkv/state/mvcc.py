@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 import operator
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from raftkv.errors import CompactedError
@@ -75,12 +75,23 @@ def _kv_key(rev: Revision) -> bytes:
 
 @dataclass(slots=True)
 class _History:
-    """The changes of one key, oldest first: ``(main, sub, is_tombstone)``.
+    """The changes of one key, oldest first: ``(main, sub, is_tombstone)``, and the
+    ``create_revision``, ``version`` and ``lease`` of the newest record (0 for a
+    tombstone), so that a put needs no read of the key's current value (etcd's
+    ``keyIndex`` keeps the same).
 
-    Invariants: non-empty; strictly ascending by ``(main, sub)``.
+    Invariants: non-empty; strictly ascending by ``(main, sub)``; ``create``,
+    ``version`` and ``lease`` are those of the record ``revs[-1]``.
     """
 
     revs: list[tuple[int, int, bool]] = field(default_factory=list)
+    create: int = 0
+    version: int = 0
+    lease: int = 0
+
+    def set_latest(self, kv: KeyValue) -> None:
+        """Record ``kv`` (the newest record of the key) as the latest one's metadata."""
+        self.create, self.version, self.lease = kv.create_revision, kv.version, kv.lease
 
     def at(self, rev: int) -> tuple[int, int] | None:
         """The live record visible at main revision ``rev``, or ``None``."""
@@ -134,6 +145,7 @@ class MVCCStore:
             kv = codec.decode(value, KeyValue)
             hist = self._index.setdefault(kv.key, _History())
             hist.revs.append((rev.main, rev.sub, kv.create_revision == 0))
+            hist.set_latest(kv)  # the scan is in revision order: the last one stays
         self._keys = sorted(self._index)
         raw_rev = self._backend.get(schema.META_REVISION)
         raw_compact = self._backend.get(schema.META_COMPACT)
@@ -195,6 +207,39 @@ class MVCCStore:
     def _check_history(self, start_rev: int) -> None:
         if start_rev < self._compact:
             raise CompactedError(MSG_COMPACTED, compact_revision=self._compact)
+
+    def with_prev_kv(self, events: Sequence[Event]) -> list[Event]:
+        """The events of one request (one revision, as :attr:`Applied.events` gives them)
+        with ``prev_kv`` filled in where a write leaves it out.
+
+        A put does not read the key's previous value (etcd's does not either), so its
+        event carries none; this reads it back from the history, as etcd's watch server
+        does for a watcher that asked for ``prev_kv``. Call it while the revision is
+        still above the compact revision: a value compacted away is left out (``None``),
+        as in etcd. Events that already carry ``prev_kv`` are returned as they are.
+        """
+        seen: dict[bytes, KeyValue | None] = {}
+        out: list[Event] = []
+        for ev in events:
+            kv = ev.kv
+            if ev.type is EventType.PUT and ev.prev_kv is None and kv.version > 1:
+                prev = seen[kv.key] if kv.key in seen else self._live_at(kv.key,
+                                                                         kv.mod_revision - 1)
+                ev = Event(EventType.PUT, kv, prev)
+            seen[kv.key] = kv if ev.type is EventType.PUT else None
+            out.append(ev)
+        return out
+
+    def _live_at(self, key: bytes, rev: int) -> KeyValue | None:
+        """The live value of ``key`` at main revision ``rev``, if still in the history."""
+        hist = self._index.get(key)
+        found = None if hist is None else hist.at(rev)
+        if found is None:
+            return None
+        try:
+            return self._read(Revision(*found), {})
+        except KeyError:
+            return None
 
     def _previous(self, key: bytes, rev: Revision) -> KeyValue | None:
         """The live value of ``key`` just before the change at ``rev``, if any."""
@@ -305,6 +350,8 @@ class WriteTxn:
         self.begin_revision = store.revision
         self.pending: dict[bytes, bytes | None] = {}
         self.events: list[Event] = []
+        self.lease_changes: list[tuple[bytes, int, int]] = []
+        """``(key, old lease, new lease)`` of each change that involves a lease, in order."""
         self.dirty = False
         self._new_compact: int | None = None
 
@@ -336,19 +383,24 @@ class WriteTxn:
         self.pending[backend_key] = value
 
     def put(self, key: bytes, value: bytes, lease: int) -> KeyValue:
-        """Write ``key``; returns the new :class:`KeyValue` (the event carries the old)."""
-        prev = self.get(key)
-        rev = Revision(self.begin_revision + 1, len(self.events))
-        kv = KeyValue(
-            key=key,
-            create_revision=rev.main if prev is None else prev.create_revision,
-            mod_revision=rev.main,
-            version=1 if prev is None else prev.version + 1,
-            value=value,
-            lease=lease,
-        )
-        self._record(rev, kv, tombstone=False)
-        self.events.append(Event(EventType.PUT, kv, prev))
+        """Write ``key``; returns the new :class:`KeyValue`.
+
+        The key's previous value is not read: its creation revision, version and lease
+        come from the index, and the event carries no ``prev_kv`` (see
+        :meth:`MVCCStore.with_prev_kv`).
+        """
+        main = self.begin_revision + 1
+        hist = self._store._index.get(key)
+        old_lease = 0
+        if hist is None or hist.revs[-1][2]:
+            kv = KeyValue(key, main, main, 1, value, lease)
+        else:
+            kv = KeyValue(key, hist.create, main, hist.version + 1, value, lease)
+            old_lease = hist.lease
+        if old_lease or lease:
+            self.lease_changes.append((key, old_lease, lease))
+        self._record(Revision(main, len(self.events)), kv, tombstone=False)
+        self.events.append(Event(EventType.PUT, kv))
         return kv
 
     def delete_range(self, key: bytes, range_end: bytes) -> list[KeyValue]:
@@ -362,6 +414,8 @@ class WriteTxn:
             tomb = KeyValue(key=k, mod_revision=rev.main)
             self._record(rev, tomb, tombstone=True)
             self.events.append(Event(EventType.DELETE, tomb, prev))
+            if prev.lease:
+                self.lease_changes.append((k, prev.lease, 0))
             deleted.append(prev)
         return deleted
 
@@ -373,6 +427,7 @@ class WriteTxn:
             hist = store._index[kv.key] = _History()
             bisect.insort(store._keys, kv.key)
         hist.revs.append((rev.main, rev.sub, tombstone))
+        hist.set_latest(kv)
 
     def compact(self, revision: int) -> None:
         """Drop history below ``revision`` (see the module docstring).

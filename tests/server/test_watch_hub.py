@@ -18,7 +18,16 @@ from raftkv.server.watch_hub import (
     WatchStream,
 )
 from raftkv.state.codec import encode_request
-from raftkv.state.commands import Command, Compact, DeleteRange, EventType, Put, Request
+from raftkv.state.commands import (
+    Command,
+    Compact,
+    DeleteRange,
+    EventType,
+    KeyValue,
+    Put,
+    Request,
+    Txn,
+)
 from tests.state.helpers import Node
 
 
@@ -138,6 +147,26 @@ def test_filters_prefix_and_prev_kv_flag() -> None:
         assert [(o.watch_id, [e.type for e in o.events], o.prev_kv) for o in outs] == [
             (1, [EventType.PUT], False), (0, [EventType.DELETE], True)]
         assert outs[1].events[0].prev_kv is not None
+    run(main())
+
+
+def test_live_put_events_get_prev_kv_only_for_watchers_that_asked() -> None:
+    async def main() -> None:
+        node = Node()
+        hub = WatchHub(node.sm)
+        apply(node, hub, Put(b"k", b"old"))
+        stream = hub.open_stream()
+        await stream.create(WatchSpec(b"k", prev_kv=True))
+        await stream.create(WatchSpec(b"k"))
+        await drain(stream)
+        apply(node, hub, Put(b"k", b"new"))
+        apply(node, hub, Txn(success=(Put(b"k", b"newer"), Put(b"x", b"1"))))
+        outs = await drain(stream)
+        prevs = {(o.watch_id, e.kv.value): e.prev_kv for o in outs for e in o.events}
+        assert prevs[0, b"new"] == KeyValue(b"k", 2, 2, 1, b"old")
+        assert prevs[0, b"newer"] == KeyValue(b"k", 2, 3, 2, b"new")
+        assert prevs[1, b"new"] is None
+        assert prevs[1, b"newer"] is None
     run(main())
 
 
