@@ -94,6 +94,10 @@ def build_parser() -> _Parser:
                         "failover; set also checks a resuming watch) (default: raw)")
     p.add_argument("--keys", type=_positive(int), default=30,
                    help="register workload: number of keys (default: 30)")
+    p.add_argument("--snapshot-count", type=_positive(int), default=None, metavar="N",
+                   help="members snapshot and compact their log every N applied entries, "
+                        "keeping N/5 behind (default: the server's, 100000): a small N "
+                        "makes members that fall behind catch up from a snapshot")
     p.add_argument("--failpoints", default="", metavar="NAMES",
                    help="TEST ONLY: server failpoints to enable (e.g. kv-stale-read)")
     p.add_argument("-v", "--verbose", action="store_true", help="log the harness's steps")
@@ -105,6 +109,19 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def run_config(ns: argparse.Namespace) -> RunConfig:
+    """The :class:`RunConfig` of parsed ``run`` flags."""
+    flags = RunConfig.server_flags
+    if ns.snapshot_count is not None:
+        flags += ("--snapshot-count", str(ns.snapshot_count),
+                  "--snapshot-catchup-entries", str(max(1, ns.snapshot_count // 5)))
+    return RunConfig(out=ns.out, nodes=ns.nodes, workload=ns.workload, nemesis=ns.nemesis,
+                     time_limit_s=ns.time_limit, rate=ns.rate, concurrency=ns.concurrency,
+                     seed=ns.seed, backend=ns.backend, op_timeout_s=ns.op_timeout,
+                     keys=ns.keys, client=ns.client, server_flags=flags,
+                     failpoints=tuple(f for f in ns.failpoints.split(",") if f))
+
+
 def run_main(argv: Sequence[str]) -> int:
     """``raftkv-chaos run``."""
     try:
@@ -113,11 +130,7 @@ def run_main(argv: Sequence[str]) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     logging.basicConfig(level=logging.INFO if ns.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-    cfg = RunConfig(out=ns.out, nodes=ns.nodes, workload=ns.workload, nemesis=ns.nemesis,
-                    time_limit_s=ns.time_limit, rate=ns.rate, concurrency=ns.concurrency,
-                    seed=ns.seed, backend=ns.backend, op_timeout_s=ns.op_timeout,
-                    keys=ns.keys, client=ns.client,
-                    failpoints=tuple(f for f in ns.failpoints.split(",") if f))
+    cfg = run_config(ns)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # clean up before the loop runs, too
     try:
         outcome = run(cfg)

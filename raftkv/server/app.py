@@ -143,6 +143,7 @@ class Server:
         self.driver = driver = NodeDriver(raw, store.log, sm, transport, dcfg)
         transport.on_unreachable = driver.report_unreachable
         transport.on_snapshot_status = driver.report_snapshot
+        transport.snapshot_data = driver.snapshot_data
         self.membership = membership = Membership(
             registry, driver, transport, member_id=spec.member_id, name=spec.name,
             client_urls=spec.client_urls, on_removed=driver.stop)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from raftkv.errors import RaftKVError, UnavailableError
-from raftkv.raft.errors import ProposalDropped
+from raftkv.raft.errors import ProposalDropped, RaftInvariantError
 from raftkv.raft.rawnode import RawNode, Ready
 from raftkv.raft.types import (
     ConfChange,
@@ -120,6 +120,15 @@ def _encode_snapshot(source: Iterable[tuple[bytes, bytes]], extra: bytes | None)
     return _EXTRA_MAGIC + len(data).to_bytes(8, "big") + data + extra
 
 
+def split_snapshot_data(data: bytes) -> tuple[bytes, bytes | None]:
+    """A Raft snapshot's data split into the state machine's part and the extra part."""
+    if not data.startswith(_EXTRA_MAGIC):
+        return data, None
+    start = len(_EXTRA_MAGIC) + 8
+    size = int.from_bytes(data[len(_EXTRA_MAGIC):start], "big")
+    return data[start:start + size], data[start + size:]
+
+
 class NodeDriver:
     """Owns the RawNode, the durable log and the state machine of one member."""
 
@@ -164,8 +173,8 @@ class NodeDriver:
         self._snapshot_due = False
         self._cleanup_job: asyncio.Future[None] | None = None
         """Deleting the log entries below the last compaction (on a worker thread)."""
-        self._snapshot_job: tuple[asyncio.Future[bytes], int, ConfState] | None = None
-        """A snapshot being encoded off the loop: (its bytes, applied index, membership)."""
+        self._data_job: asyncio.Future[bytes] | None = None
+        """The state being encoded for a follower's snapshot, off the loop."""
         self.snapshot_extra: tuple[Callable[[], bytes], Callable[[bytes, int], None]] | None
         self.snapshot_extra = None
         """(dump, load) of replicated state kept outside the state machine (the member
@@ -296,8 +305,8 @@ class NodeDriver:
             ticker.cancel()
             applier.cancel()
             self._fail_all(UnavailableError("etcdserver: server stopped"))
-            if self._snapshot_job is not None:  # it reads the backend: let it finish
-                await asyncio.gather(self._snapshot_job[0], return_exceptions=True)
+            if self._data_job is not None:  # it reads the backend: let it finish
+                await asyncio.gather(self._data_job, return_exceptions=True)
             if self._cleanup_job is not None:  # it writes the log: let it finish
                 await asyncio.gather(self._cleanup_job, return_exceptions=True)
             self._executor.shutdown(wait=True)
@@ -404,8 +413,8 @@ class NodeDriver:
         if rd.snapshot is not None:
             self._apply_backlog()  # older entries first: the snapshot supersedes them
             self._install_snapshot(rd.snapshot.data, rd.snapshot.meta.index)
-            log.info("installed snapshot at %d from the leader (%d bytes)",
-                     rd.snapshot.meta.index, len(rd.snapshot.data))
+            log.info("installed snapshot at %d from the leader (%d bytes, the state at %d)",
+                     rd.snapshot.meta.index, len(rd.snapshot.data), self.sm.applied_index)
         self.transport.send(rd.messages_after_persist)
         if rd.committed_entries:
             self._hand_over(rd.committed_entries)
@@ -419,30 +428,53 @@ class NodeDriver:
         await self._maybe_snapshot(loop, self.sm.applied_index)
 
     async def _maybe_snapshot(self, loop: asyncio.AbstractEventLoop, applied: int) -> None:
-        """Take a snapshot when due. The state is captured here, on the loop, at
-        ``applied`` (a backend view); it is encoded on a worker thread while this member
-        keeps running (a large state takes seconds), and written to storage by a later
-        cycle, on the I/O thread, like every other storage change."""
-        pending = self._snapshot_job
-        if pending is not None:
-            if not pending[0].done():
-                return
-            self._snapshot_job = None
-            future, at, conf_state = pending
-            await loop.run_in_executor(self._executor, self._snapshot, at, conf_state,
-                                       future.result())
-            if self._cleanup_job is None or self._cleanup_job.done():
-                # the compacted entries are deleted off the I/O thread: persists go on
-                self._cleanup_job = loop.run_in_executor(None, self.storage.delete_compacted)
+        """Take a snapshot and compact the log when due.
+
+        The snapshot records only where the state stands (index, term, membership): the
+        state itself is the backend, in the same LevelDB as the log, so the snapshot's
+        fsync'ed write also makes every state write before it durable (as etcd, whose
+        Raft snapshots hold no key-value data). Its data is produced only when a follower
+        needs it (:meth:`snapshot_data`). Before, every snapshot encoded the whole MVCC
+        history, a cost that grew with it.
+        """
+        # Right after installing a snapshot the state can be ahead of the Raft log:
+        # snapshot no further than what the log has applied.
+        at = min(applied, self.raw.raft.log.applied)
+        taken = self.storage.snapshot_meta().index
+        if not self._snapshot_due and at - taken < self.cfg.snapshot_count:
             return
-        if self._snapshot_due or \
-                applied - self.storage.snapshot_meta().index >= self.cfg.snapshot_count:
-            self._snapshot_due = False
+        self._snapshot_due = False
+        if at <= taken:
+            return
+        await loop.run_in_executor(self._executor, self._snapshot, at,
+                                   self.raw.raft.conf_state())
+        if self._cleanup_job is None or self._cleanup_job.done():
+            # the compacted entries are deleted off the I/O thread: persists go on
+            self._cleanup_job = loop.run_in_executor(None, self.storage.delete_compacted)
+
+    async def snapshot_data(self) -> bytes:
+        """The data of a Raft snapshot for a follower: the whole state machine and the
+        extra replicated state, as of now.
+
+        The state is captured here, on the loop, at the applied index, which is at or
+        past the index of the snapshot it travels with (a member that installs it skips
+        the entries it already covers: the state machine ignores an entry at or below
+        its applied index, and so does the member registry). It is encoded on a worker
+        thread; followers that need a snapshot at the same time share one encoding.
+        """
+        job = self._data_job
+        if job is None:
             source = self.sm.snapshot_source()
             extra = self.snapshot_extra[0]() if self.snapshot_extra is not None else None
-            encoding = loop.run_in_executor(None, _encode_snapshot, source, extra)
-            encoding.add_done_callback(lambda _: self._wake.set())
-            self._snapshot_job = (encoding, applied, self.raw.raft.conf_state())
+            job = asyncio.get_running_loop().run_in_executor(None, _encode_snapshot, source,
+                                                             extra)
+            self._data_job = job
+            job.add_done_callback(self._forget_data_job)
+        return await asyncio.shield(job)
+
+    def _forget_data_job(self, job: asyncio.Future[bytes]) -> None:
+        if self._data_job is job:
+            self._data_job = None  # the bytes are not kept: the next send encodes anew
 
     # -- applying committed entries ------------------------------------------------------
     def _hand_over(self, entries: Sequence[Entry]) -> None:
@@ -579,24 +611,24 @@ class NodeDriver:
             self._read_started.clear()
 
     def _install_snapshot(self, data: bytes, index: int) -> None:
-        extra = None
-        if data.startswith(_EXTRA_MAGIC):
-            start = len(_EXTRA_MAGIC) + 8
-            size = int.from_bytes(data[len(_EXTRA_MAGIC):start], "big")
-            data, extra = data[start:start + size], data[start + size:]
+        data, extra = split_snapshot_data(data)
         self.sm.restore(data)
+        if self.sm.applied_index < index:  # entries in between would never be applied
+            raise RaftInvariantError(f"snapshot at {index} carries the state at "
+                                     f"{self.sm.applied_index}")
         if extra is not None and self.snapshot_extra is not None:
             self.snapshot_extra[1](extra, index)
         for hook in self.on_snapshot_installed:
             hook(index)
 
-    def _snapshot(self, applied: int, conf_state: ConfState, data: bytes) -> None:
-        """Write a snapshot taken at ``applied`` and compact the log (on the I/O thread)."""
-        self.storage.create_snapshot(applied, conf_state, data)
+    def _snapshot(self, applied: int, conf_state: ConfState) -> None:
+        """Record a snapshot at ``applied`` and compact the log (on the I/O thread). The
+        snapshot carries no data (see :meth:`_maybe_snapshot`)."""
+        self.storage.create_snapshot(applied, conf_state, b"")
         keep_from = applied - self.cfg.snapshot_catchup_entries
         if keep_from > self.storage.first_index():
             self.storage.compact(keep_from, defer_cleanup=True)
-        log.info("snapshot at %d (%d bytes), log compacted below %d", applied, len(data),
+        log.info("snapshot at %d, log compacted below %d", applied,
                  max(keep_from, self.storage.first_index()))
 
     def _fail_all(self, exc: RaftKVError) -> None:

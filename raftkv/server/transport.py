@@ -1,6 +1,7 @@
 """The peer transport: one long-lived gRPC client stream per peer carrying batches of Raft
 messages, snapshots streamed in chunks on their own call, and the server side that feeds
-what arrives into the node driver.
+what arrives into the node driver. A snapshot recorded by the log carries no data (only its
+index): the data is produced by the driver when a snapshot is sent.
 
 Each peer has a bounded queue; a sender task drains everything queued into one
 ``MessageBatch`` per write, so a busy leader sends few, large writes. Raft tolerates lost
@@ -12,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import replace
 
 import grpc
 
@@ -91,6 +93,9 @@ class GrpcTransport:
                       if mid != member_id}
         self.on_unreachable: Callable[[int], None] = lambda _: None
         self.on_snapshot_status: Callable[[int, bool], None] = lambda _, __: None
+        self.snapshot_data: Callable[[], Awaitable[bytes]] | None = None
+        """Produces the data of a snapshot recorded without any (the driver's
+        ``snapshot_data``): the log's snapshots hold only an index."""
         self._snapshot_tasks: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
@@ -141,6 +146,9 @@ class GrpcTransport:
     async def _send_snapshot(self, peer: Peer, m: Message) -> None:
         ok = False
         try:
+            snap = m.snapshot
+            if snap is not None and not snap.data and self.snapshot_data is not None:
+                m = replace(m, snapshot=replace(snap, data=await self.snapshot_data()))
             async with grpc.aio.insecure_channel(peer.address, options=CHANNEL_OPTIONS) as ch:
                 stub = raft_pb2_grpc.RaftStub(ch)  # type: ignore[no-untyped-call]
                 chunks = rc.snapshot_message_to_chunks(m, SNAPSHOT_CHUNK,

@@ -124,7 +124,7 @@ def _add_and_start_learner(c: ProcCluster, root: Path) -> Member:
     r = etcdctl(c.endpoints, "member", "add", "n4", "--learner",
                 f"--peer-urls=http://127.0.0.1:{peer_port}")
     assert r.returncode == 0, r.stderr
-    added = re.search(r"Member\s+([0-9a-f]+) added to cluster ([0-9a-f]+)", r.stdout)
+    added = re.search(r"Member\s+([0-9a-f]+) added to cluster\s+([0-9a-f]+)", r.stdout)
     initial = re.search(r'ETCD_INITIAL_CLUSTER="([^"]+)"', r.stdout)
     assert added is not None, r.stdout
     assert initial is not None, r.stdout
