@@ -368,8 +368,8 @@ class NodeDriver:
                 fut.set_exception(UnavailableError(f"etcdserver: {exc}"))
 
     def _start_reads(self) -> None:
-        if not self._read_waiters or self.raw.raft.lead == 0:
-            return
+        if not self._read_waiters or self.raw.raft.lead == 0 or self._read_batches:
+            return  # one round at a time: the reads queued meanwhile share the next one
         waiters, self._read_waiters = self._read_waiters, []
         ctx = b"r%d" % next(self._read_seq)
         try:
@@ -421,6 +421,8 @@ class NodeDriver:
         for rs in rd.read_states:
             self._read_started.pop(rs.context, None)
             waiters = self._read_batches.pop(rs.context, None)
+            if self._read_waiters:
+                self._wake.set()  # the reads queued behind this round start the next
             if waiters:
                 self._reads_to_apply.append((rs.index, waiters))
         self.raw.advance(rd)
