@@ -23,7 +23,7 @@ from raftkv.server.config import ServerConfig, canonical_url, parse_url
 from raftkv.server.lease_keeper import LeaseKeeper
 from raftkv.server.local_channel import LocalServer
 from raftkv.server.members import MemberInfo, MemberRegistry
-from raftkv.server.node import DriverConfig, NodeDriver
+from raftkv.server.node import DriverConfig, NodeDriver, split_snapshot_data
 from raftkv.server.services.cluster import ClusterService, Membership
 from raftkv.server.services.election import ElectionService
 from raftkv.server.services.kv import Header, KVService
@@ -38,6 +38,7 @@ from raftkv.server.services.watch import WatchService
 from raftkv.server.transport import GrpcTransport, RaftService, ask_cluster_id
 from raftkv.server.watch_hub import WatchHub
 from raftkv.state.machine import StateMachine
+from raftkv.storage.errors import CorruptionError
 from raftkv.storage.store import Identity, Store
 from raftkv.wire.pb.etcdserverpb import rpc_pb2_grpc
 from raftkv.wire.pb.raftpb import raft_pb2_grpc
@@ -128,6 +129,7 @@ class Server:
         sm = StateMachine(store.backend, max_txn_ops=spec.max_txn_ops)
         if store.log.last_index() == 0 and store.log.hard_state.is_empty() and spec.new_cluster:
             _bootstrap(store, sm, frozenset(spec.peers))
+        recover_state(store, sm)
         cfg = Config(id=spec.member_id, rng=random.Random(os.urandom(8)),
                      election_ticks=spec.election_ticks, heartbeat_ticks=spec.heartbeat_ticks,
                      applied=sm.applied_index, max_size_per_msg=1 << 20,
@@ -297,6 +299,32 @@ def _open_registry(spec: NodeSpec) -> MemberRegistry:
 
 def _peer_address(info: MemberInfo) -> str:
     return parse_url(info.peer_urls[0]).address
+
+
+def recover_state(store: Store, sm: StateMachine) -> None:
+    """Bring the state machine up to the log's snapshot if a crash left it behind.
+
+    A member fsyncs a snapshot received from the leader (its data included) before it
+    writes the restored state, which is not fsynced on its own; a power loss in between
+    leaves the state behind a log that starts after the snapshot. The stored copy is then
+    restored. A member's own snapshots hold no data and never leave it behind (their
+    fsynced record follows the state writes they cover).
+
+    Raises:
+        CorruptionError: the state is behind a snapshot that holds no data.
+    """
+    meta = store.log.snapshot_meta()
+    if sm.applied_index >= meta.index or meta.index <= 1:
+        return  # (a new cluster's first snapshot, at 1, holds the empty state)
+    behind = sm.applied_index
+    data, _ = split_snapshot_data(store.log.snapshot().data)
+    if data:
+        sm.restore(data)
+    if sm.applied_index < meta.index:
+        raise CorruptionError(f"the state at index {sm.applied_index} is behind the log's "
+                              f"snapshot at {meta.index}, which does not hold it")
+    log.warning("the state was at %d, behind the log's snapshot at %d: restored from it "
+                "(now at %d)", behind, meta.index, sm.applied_index)
 
 
 def _bootstrap(store: Store, sm: StateMachine, voters: frozenset[int]) -> None:
