@@ -221,6 +221,8 @@ class Server:
         hub = WatchHub(driver.sm)
         driver.on_events.append(hub.on_events)
         driver.on_apply.append(hub.on_apply)
+        # at once: the events of the entries applied next must not pass the jump
+        driver.on_snapshot_installed.append(hub.on_apply)
         maintenance = MaintenanceService(header, self._db_size, membership, self.store.backend,
                                          self.store.engine.compact_range)
         watch = WatchService(hub, header, lambda: driver.lead != 0,

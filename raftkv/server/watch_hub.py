@@ -233,8 +233,9 @@ class WatchHub:
             w.next_rev = rev + 1
 
     def on_apply(self, _index: int) -> None:
-        """After each applied batch: a revision jump without events (a snapshot installed
-        from the leader) sends every synced watcher back to history."""
+        """After each applied batch, and as soon as a snapshot from the leader is installed
+        (before the entries after it are applied, whose events would pass the jump): a
+        revision jump without events sends every synced watcher back to history."""
         current = self.source.revision
         if current <= self.revision:
             return
