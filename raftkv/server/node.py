@@ -421,10 +421,10 @@ class NodeDriver:
         for rs in rd.read_states:
             self._read_started.pop(rs.context, None)
             waiters = self._read_batches.pop(rs.context, None)
-            if self._read_waiters:
-                self._wake.set()  # the reads queued behind this round start the next
             if waiters:
                 self._reads_to_apply.append((rs.index, waiters))
+        if rd.read_states and self._read_waiters:
+            self._wake.set()  # the reads queued behind the round that ended start the next
         self.raw.advance(rd)
         self._release_reads()
         await self._maybe_snapshot(loop, self.sm.applied_index)

@@ -217,16 +217,16 @@ class MVCCStore:
         does for a watcher that asked for ``prev_kv``. Call it while the revision is
         still above the compact revision: a value compacted away is left out (``None``),
         as in etcd. Events that already carry ``prev_kv`` are returned as they are.
+
+        A request puts a key at most once and never after deleting it (a txn that would is
+        refused, as in etcd), so a put's previous value is the key's value at the revision
+        before.
         """
-        seen: dict[bytes, KeyValue | None] = {}
         out: list[Event] = []
         for ev in events:
             kv = ev.kv
             if ev.type is EventType.PUT and ev.prev_kv is None and kv.version > 1:
-                prev = seen[kv.key] if kv.key in seen else self._live_at(kv.key,
-                                                                         kv.mod_revision - 1)
-                ev = Event(EventType.PUT, kv, prev)
-            seen[kv.key] = kv if ev.type is EventType.PUT else None
+                ev = Event(EventType.PUT, kv, self._live_at(kv.key, kv.mod_revision - 1))
             out.append(ev)
         return out
 
