@@ -14,7 +14,7 @@ from typing import cast
 
 import grpc
 
-from raftkv.cli import admin, kv, local, recipes, serve
+from raftkv.cli import admin, certs, kv, local, recipes, serve
 from raftkv.cli._common import FMT, PROG, CliError, Parser, fail
 from raftkv.cli._conn import global_flags
 from raftkv.errors import ConfigError, RaftKVError
@@ -96,6 +96,7 @@ def build_parser() -> Parser:
     admin.add_admin(sub)
     _add_snapshot(sub)
     local.add_cluster(sub)
+    certs.add_certs(sub)
     serve.add_serve(sub)
     _add_bench(sub)
     version = sub.add_parser("version", help="print the version", formatter_class=FMT,

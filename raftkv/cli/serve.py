@@ -47,6 +47,31 @@ _SERVE_FLAGS: tuple[tuple[str, str, str], ...] = (
     ("--initial-cluster-token", "TOKEN", "unique name of this cluster (default: raftkv-cluster)"),
     ("--log-level", "LEVEL", "debug, info, warn or error (default: info)"),
 )
+_TLS_FLAGS: tuple[tuple[str, str, str], ...] = (
+    ("--cert-file", "FILE", "certificate of the client listener (https:// URLs)"),
+    ("--key-file", "FILE", "unencrypted key of --cert-file"),
+    ("--trusted-ca-file", "FILE",
+     "CA bundle that signs client certificates; giving it requires client certificates"),
+    ("--client-crl-file", "FILE", "PEM CRL: client certificates it lists are refused"),
+    ("--client-cert-allowed-hostname", "NAMES",
+     "accept only client certificates valid for one of these hostnames (SAN match)"),
+    ("--peer-cert-file", "FILE", "certificate of the peer listener and of dialed peers"),
+    ("--peer-key-file", "FILE", "unencrypted key of --peer-cert-file"),
+    ("--peer-trusted-ca-file", "FILE",
+     "CA bundle that signs peer certificates; giving it requires peer certificates"),
+    ("--peer-crl-file", "FILE", "PEM CRL: peer certificates it lists are refused"),
+    ("--peer-cert-allowed-cn", "CNS", "accept only peer certificates with one of these CNs"),
+    ("--peer-cert-allowed-hostname", "NAMES",
+     "accept only peer certificates valid for one of these hostnames (SAN match)"),
+    ("--cipher-suites", "SUITES",
+     "TLS 1.2 cipher suites, Go's names, comma-separated (default: OpenSSL's secure set)"),
+    ("--tls-min-version", "VERSION", "TLS1.2 or TLS1.3 (default: TLS1.2)"),
+    ("--tls-max-version", "VERSION", "TLS1.2 or TLS1.3 (default: TLS1.3)"),
+)
+_TLS_BOOL_FLAGS: tuple[tuple[str, str], ...] = (
+    ("--client-cert-auth", "require client certificates signed by --trusted-ca-file"),
+    ("--peer-client-cert-auth", "require peer certificates signed by --peer-trusted-ca-file"),
+)
 _SERVE_INT_FLAGS: tuple[tuple[str, str], ...] = (
     ("--heartbeat-interval", "heartbeat interval (the tick) in ms (default: 100)"),
     ("--election-timeout", "election timeout in ms, at least 5 heartbeats (default: 1000)"),
@@ -69,7 +94,18 @@ def add_serve(sub: Any) -> None:
         p.add_argument(flag, metavar=metavar, default=argparse.SUPPRESS, help=text)
     for flag, text in _SERVE_INT_FLAGS:
         p.add_argument(flag, metavar="N", type=int_flag, default=argparse.SUPPRESS, help=text)
+    add_tls_flags(p)
     p.set_defaults(func=_cmd_serve)
+
+
+def add_tls_flags(p: argparse.ArgumentParser) -> None:
+    """etcd's security flags (``raftkv serve``)."""
+    g = p.add_argument_group("security (etcd's flags; see docs/security.md)")
+    for flag, metavar, text in _TLS_FLAGS:
+        g.add_argument(flag, metavar=metavar, default=argparse.SUPPRESS, help=text)
+    for flag, text in _TLS_BOOL_FLAGS:
+        g.add_argument(flag, nargs="?", const="true", metavar="true|false",
+                       default=argparse.SUPPRESS, help=text)
 
 
 def add_snapshot_restore(ssub: Any) -> None:

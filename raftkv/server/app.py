@@ -4,10 +4,13 @@ the driver, the transport and the gRPC servers; run until told to stop; stop gra
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import random
+import shutil
 import signal
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +22,7 @@ from raftkv.raft.config import Config
 from raftkv.raft.rawnode import RawNode
 from raftkv.raft.types import ConfState, HardState, Snapshot, SnapshotMeta
 from raftkv.server import collector
-from raftkv.server.config import ServerConfig, canonical_url, parse_url
+from raftkv.server.config import Endpoint, ServerConfig, canonical_url, parse_url
 from raftkv.server.lease_keeper import LeaseKeeper
 from raftkv.server.local_channel import LocalServer
 from raftkv.server.members import MemberInfo, MemberRegistry
@@ -35,7 +38,16 @@ from raftkv.server.services.maintenance import (
     watch_quota,
 )
 from raftkv.server.services.watch import WatchService
-from raftkv.server.transport import GrpcTransport, RaftService, ask_cluster_id
+from raftkv.server.tls import ServerTLS, TLSInfo, TLSPolicy
+from raftkv.server.tls_front import HANDSHAKE_TIMEOUT_S, TLSFront
+from raftkv.server.transport import (
+    Dial,
+    GrpcTransport,
+    RaftService,
+    ask_cluster_id,
+    plain_dial,
+    tls_dial,
+)
 from raftkv.server.watch_hub import WatchHub
 from raftkv.state.machine import StateMachine
 from raftkv.storage.errors import CorruptionError
@@ -70,7 +82,7 @@ class NodeSpec:
     client_addr: str
     peer_addr: str
     peers: dict[int, str]
-    """Peer (Raft) addresses of every initial member, this one included."""
+    """Peer (Raft) URLs (or bare addresses) of every initial member, this one included."""
     new_cluster: bool = True
     tick_interval_s: float = 0.1
     election_ticks: int = 10
@@ -86,6 +98,16 @@ class NodeSpec:
     """``(id, name, peer URL)`` of each member in ``--initial-cluster``."""
     quota_backend_bytes: int = 2 * 1024**3
     max_txn_ops: int = 128
+    client_secure: tuple[bool, ...] = ()
+    """Per client address (``client_addr``, then ``extra_client_addrs``): served over TLS."""
+    peer_secure: bool = False
+    """The peer listener is served over TLS."""
+    client_tls: TLSInfo = field(default_factory=lambda: TLSInfo("client"))
+    peer_tls: TLSInfo = field(default_factory=lambda: TLSInfo("peer"))
+    tls_policy: TLSPolicy = field(default_factory=TLSPolicy)
+    tls_handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S
+    warnings: tuple[str, ...] = ()
+    """Said in the log at every start (plaintext served beside certificates, say)."""
 
 
 def client_server_options(max_request_bytes: int) -> list[tuple[str, int]]:
@@ -120,9 +142,15 @@ class Server:
         """The client handlers for in-process callers (:mod:`raftkv.embed`)."""
         self.client_ports: list[int] = []
         """The ports the client server listens on, in --listen-client-urls order."""
+        self.client_tls: ServerTLS | None = None
+        self.peer_tls: ServerTLS | None = None
+        self.fronts: dict[str, TLSFront] = {}
+        """The TLS front of each TLS side (``client``, ``peer``)."""
+        self._socket_dir: str | None = None
 
     async def start(self) -> None:
         spec = self.spec
+        self._build_tls()
         self.store = store = Store.open(spec.data_dir, sync_state=False)
         self.cluster_id = await self._resolve_cluster_id(store)
         store.claim(Identity(self.cluster_id, spec.member_id))
@@ -139,7 +167,7 @@ class Server:
         registry = _open_registry(spec)
         peers = {i.id: _peer_address(i) for i in registry.all() if i.peer_urls}
         self.transport = transport = GrpcTransport(spec.member_id, spec.cluster_token,
-                                                   {**spec.peers, **peers})
+                                                   {**spec.peers, **peers}, self._peer_dial())
         dcfg = DriverConfig(spec.tick_interval_s, spec.request_timeout_s, spec.snapshot_count,
                             spec.snapshot_catchup_entries)
         self.driver = driver = NodeDriver(raw, store.log, sm, transport, dcfg)
@@ -162,6 +190,8 @@ class Server:
         self._lease_task = asyncio.create_task(keeper.run(), name="raftkv-lease-keeper")
         log.info("member %s (%x) of cluster %x serving clients on %s, peers on %s",
                  spec.name, spec.member_id, self.cluster_id, spec.client_addr, spec.peer_addr)
+        for warning in (*spec.warnings, *insecure_warnings(spec)):
+            log.warning("%s", warning)
 
     async def _resolve_cluster_id(self, store: Store) -> int:
         """A member of a new cluster derives the cluster id from --initial-cluster; one that
@@ -176,7 +206,7 @@ class Server:
             return spec.cluster_id
         try:
             return await ask_cluster_id(spec.member_id, spec.cluster_token, spec.peers,
-                                        spec.request_timeout_s * 4)
+                                        spec.request_timeout_s * 4, self._peer_dial())
         except TimeoutError as exc:
             raise ConfigError(f"--initial-cluster-state existing: {exc}; check "
                               f"--initial-cluster and that the cluster is running") from None
@@ -190,7 +220,8 @@ class Server:
         raft_pb2_grpc.add_RaftServicer_to_server(  # type: ignore[no-untyped-call]
             RaftService(spec.member_id, spec.cluster_token, driver.deliver, self.cluster_id),
             peer)
-        _bind(peer, spec.peer_addr, "--listen-peer-urls")
+        await self._listen(peer, "peer", [(spec.peer_addr, spec.peer_secure)],
+                           "--listen-peer-urls")
         membership = self.membership
         assert membership is not None
         assert self.store is not None
@@ -200,8 +231,11 @@ class Server:
         for add, servicer in self._client_services(driver, membership):
             add(servicer, client)
             add(servicer, self.local)
-        self.client_ports = [_bind(client, addr, "--listen-client-urls")
-                             for addr in (spec.client_addr, *spec.extra_client_addrs)]
+        addrs = (spec.client_addr, *spec.extra_client_addrs)
+        secure = spec.client_secure or (False,) * len(addrs)
+        self.client_ports = await self._listen(client, "client", list(zip(addrs, secure,
+                                                                          strict=True)),
+                                               "--listen-client-urls")
         await peer.start()
         await client.start()
         self._peer_server, self._client_server = peer, client
@@ -232,7 +266,7 @@ class Server:
              KVService(driver, header, spec.max_request_bytes, spec.max_txn_ops, no_space)),
             (rpc_pb2_grpc.add_MaintenanceServicer_to_server, maintenance),
             (rpc_pb2_grpc.add_ClusterServicer_to_server,
-             ClusterService(membership, header, spec.cluster_token)),
+             ClusterService(membership, header, spec.cluster_token, self.client_dial)),
             (rpc_pb2_grpc.add_LeaseServicer_to_server,
              LeaseService(driver, header, no_space=no_space)),
             (rpc_pb2_grpc.add_WatchServicer_to_server, watch),
@@ -240,6 +274,55 @@ class Server:
             (v3election_pb2_grpc.add_ElectionServicer_to_server,
              ElectionService(recipes, header)),
         ]
+
+    def _build_tls(self) -> None:
+        """Load the TLS files of each side that serves or dials TLS (a bad file is a
+        one-line error before anything starts)."""
+        spec = self.spec
+        peer_dials = any(u.startswith("https://") for u in spec.peers.values())
+        if spec.client_tls.has_cert:
+            self.client_tls = ServerTLS(spec.client_tls, spec.tls_policy)
+        if (spec.peer_secure or peer_dials) and spec.peer_tls.has_cert:
+            self.peer_tls = ServerTLS(spec.peer_tls, spec.tls_policy)
+
+    def _peer_dial(self) -> Dial:
+        tls = self.peer_tls
+        return plain_dial if tls is None else tls_dial(tls.channel_credentials)
+
+    def client_dial(self, url: str) -> grpc.aio.Channel:
+        """A channel to another member's client URL, with this member's client certificate
+        when the URL is ``https://``."""
+        scheme, _, address = url.rpartition("://")
+        if scheme == "https" and self.client_tls is not None:
+            return grpc.aio.secure_channel(address, self.client_tls.channel_credentials())
+        return grpc.aio.insecure_channel(address)
+
+    async def _listen(self, server: grpc.aio.Server, side: str,
+                      addrs: list[tuple[str, bool]], flag: str) -> list[int]:
+        """Bind ``server`` on each address: plaintext ones directly, TLS ones through this
+        side's :class:`TLSFront`, which forwards to ``server`` on a private Unix socket."""
+        ports = []
+        for addr, secure in addrs:
+            if not secure:
+                ports.append(_bind(server, addr, flag))
+                continue
+            front = self.fronts.get(side)
+            if front is None:
+                tls = self.client_tls if side == "client" else self.peer_tls
+                assert tls is not None
+                if self._socket_dir is None:
+                    self._socket_dir = tempfile.mkdtemp(prefix="raftkv-")
+                path = os.path.join(self._socket_dir, f"{side}.sock")
+                _bind(server, f"unix:{path}", flag)
+                front = self.fronts[side] = TLSFront(
+                    tls, path, side, handshake_timeout_s=self.spec.tls_handshake_timeout_s)
+            ep = parse_url(f"https://{addr}", flag=flag)
+            try:
+                ports.append(await front.listen(ep.host, ep.port))
+            except OSError as exc:
+                raise ConfigError(f"{flag}: cannot listen on {addr} ({exc.strerror or exc}); "
+                                  "stop what uses it or choose another") from None
+        return ports
 
     def _db_size(self) -> int:
         total = 0
@@ -250,6 +333,8 @@ class Server:
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Finish in-flight client requests (up to ``grace_s``), then stop everything."""
+        for front in self.fronts.values():
+            await front.close()
         if self._client_server is not None:
             await self._client_server.stop(grace_s)
         if self._lease_task is not None:
@@ -268,6 +353,8 @@ class Server:
             await self._peer_server.stop(0)
         if self.store is not None:
             self.store.close()
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
 
     async def wait(self) -> None:
         """Return when the driver stops (on a fatal error)."""
@@ -300,7 +387,7 @@ def _open_registry(spec: NodeSpec) -> MemberRegistry:
 
 
 def _peer_address(info: MemberInfo) -> str:
-    return parse_url(info.peer_urls[0]).address
+    return parse_url(info.peer_urls[0]).url
 
 
 def recover_state(store: Store, sm: StateMachine) -> None:
@@ -360,11 +447,38 @@ async def serve(spec: NodeSpec) -> int:
     return 1 if fatal is not None else 0
 
 
+def insecure_warnings(spec: NodeSpec) -> list[str]:
+    """etcd's warning for each plaintext listener on an address other machines can reach."""
+    out = []
+    addrs = (spec.client_addr, *spec.extra_client_addrs)
+    secure = spec.client_secure or (False,) * len(addrs)
+    for side, addr, tls in [*(("client", a, s) for a, s in zip(addrs, secure, strict=True)),
+                            ("peer", spec.peer_addr, spec.peer_secure)]:
+        if not tls and not _is_loopback(addr):
+            flags = "--cert-file/--key-file" if side == "client" else \
+                "--peer-cert-file/--peer-key-file"
+            out.append(f"serving {side} traffic insecurely on {addr}; this is strongly "
+                       f"discouraged! (use https:// URLs and {flags})")
+    return out
+
+
+def _is_loopback(addr: str) -> bool:
+    host = addr.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost" or host.startswith("unix"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def spec_from_config(cfg: ServerConfig) -> NodeSpec:
     """Resolve a validated :class:`ServerConfig` into what :class:`Server` runs."""
     cfg.validate()
-    clients = [e.address for e in cfg.listen_client_endpoints]
-    peers = {m.id: cfg.peer_endpoint(m.name).address for m in cfg.members}
+    warnings = cfg.tls_plan()
+    listen: list[Endpoint] = list(cfg.listen_client_endpoints)
+    clients = [e.address for e in listen]
+    peers = {m.id: cfg.peer_endpoint(m.name).url for m in cfg.members}
     election_s = cfg.election_timeout_ms / 1000.0
     return NodeSpec(
         name=cfg.name, member_id=cfg.member_id, cluster_id=cfg.cluster_id,
@@ -381,6 +495,10 @@ def spec_from_config(cfg: ServerConfig) -> NodeSpec:
         quota_backend_bytes=cfg.quota_backend_bytes,
         max_txn_ops=cfg.max_txn_ops,
         request_timeout_s=5.0 + 2 * election_s,
+        client_secure=tuple(e.secure for e in listen),
+        peer_secure=cfg.listen_peer_endpoints[0].secure,
+        client_tls=cfg.client_tls, peer_tls=cfg.peer_tls, tls_policy=cfg.tls_policy,
+        warnings=tuple(warnings),
     )
 
 

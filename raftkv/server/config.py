@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 
 from raftkv.errors import ConfigError
 from raftkv.raft.config import Config as RaftConfig
+from raftkv.server.tls import TLSInfo, TLSPolicy
 
 __all__ = [
     "DEFAULT_CLIENT_URL",
@@ -72,10 +73,20 @@ CLUSTER_STATES = ("new", "existing")
 
 
 class Endpoint(NamedTuple):
-    """The host and port of a URL. ``host`` has no brackets, even for IPv6."""
+    """The host and port of a URL. ``host`` has no brackets, even for IPv6; ``scheme`` is
+    ``http`` or ``https`` (TLS)."""
 
     host: str
     port: int
+    scheme: str = "http"
+
+    @property
+    def secure(self) -> bool:
+        return self.scheme == "https"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.address}"
 
     @property
     def address(self) -> str:
@@ -124,9 +135,8 @@ class FrozenMap(Mapping[str, str]):
 
 
 def parse_url(url: str, *, flag: str = "url") -> Endpoint:
-    """Parse ``http://host:port`` into an :class:`Endpoint`.
+    """Parse ``http://host:port`` or ``https://host:port`` into an :class:`Endpoint`.
 
-    Only plain ``http`` is supported; ``https`` raises a clear "not supported yet".
     The port is required and must be in 1..65535; a path other than ``/``, a query,
     a fragment or user info is an error. ``flag`` names the value in error messages.
     """
@@ -137,11 +147,9 @@ def parse_url(url: str, *, flag: str = "url") -> Endpoint:
     except ValueError as exc:
         raise ConfigError(f"{flag}: {text!r} is not a valid URL ({exc}); "
                           "write it as http://host:port") from exc
-    if parts.scheme == "https":
-        raise ConfigError(f"{flag}: {text!r} uses https, but TLS is not supported yet; "
-                          "use http://")
-    if parts.scheme != "http" or not parts.hostname:
-        raise ConfigError(f"{flag}: {text!r} is not a URL of the form http://host:port")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{flag}: {text!r} is not a URL of the form http://host:port "
+                          "(or https://host:port with TLS)")
     if port is None:
         raise ConfigError(f"{flag}: {text!r} has no port; write it as http://host:port")
     if not 1 <= port <= 65535:
@@ -150,12 +158,12 @@ def parse_url(url: str, *, flag: str = "url") -> Endpoint:
     if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
         raise ConfigError(f"{flag}: {text!r} must be just http://host:port "
                           "(no path, query or user)")
-    return Endpoint(parts.hostname.lower(), port)
+    return Endpoint(parts.hostname.lower(), port, parts.scheme)
 
 
 def canonical_url(url: str, *, flag: str = "url") -> str:
-    """``http://host:port`` with the host lower-cased and no trailing slash."""
-    return f"http://{parse_url(url, flag=flag).address}"
+    """``http(s)://host:port`` with the host lower-cased and no trailing slash."""
+    return parse_url(url, flag=flag).url
 
 
 def split_urls(text: str) -> tuple[str, ...]:
@@ -238,6 +246,11 @@ class ServerConfig:
         quota_backend_bytes: backend size above which writes are refused (etcd: 2 GiB).
         max_txn_ops: most operations in one txn (etcd: 128); equal on every member.
         log_level: ``debug``, ``info``, ``warn`` or ``error``.
+        cert_file ... tls_max_version: etcd's security flags (``--cert-file``,
+            ``--key-file``, ``--trusted-ca-file``, ``--client-cert-auth``,
+            ``--client-crl-file``, ``--client-cert-allowed-hostname``, their ``--peer-*``
+            twins plus ``--peer-cert-allowed-cn``, ``--cipher-suites``,
+            ``--tls-min-version``, ``--tls-max-version``); see :mod:`raftkv.server.tls`.
     """
 
     name: str = "default"
@@ -257,6 +270,22 @@ class ServerConfig:
     quota_backend_bytes: int = 2 * 1024**3
     max_txn_ops: int = 128
     log_level: str = "info"
+    cert_file: str = ""
+    key_file: str = ""
+    trusted_ca_file: str = ""
+    client_cert_auth: bool = False
+    client_crl_file: str = ""
+    client_cert_allowed_hostname: tuple[str, ...] = ()
+    peer_cert_file: str = ""
+    peer_key_file: str = ""
+    peer_trusted_ca_file: str = ""
+    peer_client_cert_auth: bool = False
+    peer_crl_file: str = ""
+    peer_cert_allowed_cn: tuple[str, ...] = ()
+    peer_cert_allowed_hostname: tuple[str, ...] = ()
+    cipher_suites: tuple[str, ...] = ()
+    tls_min_version: str = "TLS1.2"
+    tls_max_version: str = ""
 
     def __post_init__(self) -> None:
         # Derived defaults, filled once at construction (the instance is frozen after).
@@ -264,7 +293,8 @@ class ServerConfig:
             object.__setattr__(self, attr, value)
 
         for attr in ("listen_client_urls", "advertise_client_urls", "listen_peer_urls",
-                     "initial_advertise_peer_urls"):
+                     "initial_advertise_peer_urls", "client_cert_allowed_hostname",
+                     "peer_cert_allowed_cn", "peer_cert_allowed_hostname", "cipher_suites"):
             value = getattr(self, attr)
             put(attr, split_urls(value) if isinstance(value, str) else tuple(value))
         if not self.data_dir:
@@ -351,6 +381,56 @@ class ServerConfig:
                           heartbeat_ticks=self.heartbeat_ticks, applied=applied,
                           logger=logger or logging.getLogger("raftkv.raft"))
 
+    @property
+    def client_tls(self) -> TLSInfo:
+        """The client side's TLS flags."""
+        return TLSInfo("client", self.cert_file, self.key_file, self.trusted_ca_file,
+                       self.client_cert_auth, self.client_crl_file, (),
+                       self.client_cert_allowed_hostname)
+
+    @property
+    def peer_tls(self) -> TLSInfo:
+        """The peer side's TLS flags."""
+        return TLSInfo("peer", self.peer_cert_file, self.peer_key_file,
+                       self.peer_trusted_ca_file, self.peer_client_cert_auth,
+                       self.peer_crl_file, self.peer_cert_allowed_cn,
+                       self.peer_cert_allowed_hostname)
+
+    @property
+    def tls_policy(self) -> TLSPolicy:
+        return TLSPolicy(self.cipher_suites, self.tls_min_version, self.tls_max_version)
+
+    def tls_plan(self) -> list[str]:
+        """Check the TLS flags against the URL schemes (etcd's startup rules) and return the
+        warnings to log: an ``https://`` URL without a certificate is an error; an
+        ``http://`` URL while certificates are given is served in plaintext, with a warning.
+        """
+        policy = self.tls_policy
+        policy.validate()
+        warnings: list[str] = []
+        for info, flags in ((self.client_tls, ("--listen-client-urls",
+                                               "--advertise-client-urls")),
+                            (self.peer_tls, ("--listen-peer-urls",
+                                             "--initial-advertise-peer-urls"))):
+            info.validate()
+            urls = self.listen_client_urls if info.side == "client" else self.listen_peer_urls
+            side_urls = (urls, self.advertise_client_urls if info.side == "client"
+                         else self.initial_advertise_peer_urls)
+            for flag, group in zip(flags, side_urls, strict=True):
+                for url in group:
+                    ep = parse_url(url, flag=flag)
+                    if ep.secure and not info.has_cert:
+                        raise ConfigError(
+                            f"{flag}: TLS key/cert ({info.flag('cert-file')}, "
+                            f"{info.flag('key-file')})"
+                            f" must be provided for {info.side} url {url} with HTTPS scheme; "
+                            "give them or use http://")
+                    if not ep.secure and info.has_cert and flag.startswith("--listen"):
+                        warnings.append(f"{info.side} url {url}: scheme is http while key and "
+                                        "cert files are present; ignoring key and cert files "
+                                        "(serving plaintext)")
+        return warnings
+
     # -- validation -------------------------------------------------------------------
 
     def validate(self) -> None:
@@ -377,20 +457,22 @@ class ServerConfig:
             if not urls:
                 raise ConfigError(f"{flag} is empty; give at least one http://host:port")
             parsed[flag] = [parse_url(u, flag=flag) for u in urls]
-            seen: set[Endpoint] = set()
-            for url, ep in zip(urls, parsed[flag], strict=True):
-                if ep in seen:
-                    raise ConfigError(f"{flag} lists {url!r} twice; give each URL once")
-                seen.add(ep)
+            seen: set[str] = set()
+            for ep in parsed[flag]:
+                if ep.address in seen:
+                    raise ConfigError(f"{flag} lists {ep.address} twice; give each URL once")
+                seen.add(ep.address)
         for flag in ("--advertise-client-urls", "--initial-advertise-peer-urls"):
             for url, ep in zip(groups[flag], parsed[flag], strict=True):
                 if ep.is_unspecified:
                     raise ConfigError(f"{flag}={url!r} is a wildcard address others cannot "
                                       f"reach; set {flag} to this host's address")
-        both = set(parsed["--listen-client-urls"]) & set(parsed["--listen-peer-urls"])
+        both = ({e.address for e in parsed["--listen-client-urls"]}
+                & {e.address for e in parsed["--listen-peer-urls"]})
         if both:
             raise ConfigError(f"--listen-client-urls and --listen-peer-urls both use "
-                              f"{min(both).address}; give them different ports")
+                              f"{min(both)}; give them different ports")
+        self.tls_plan()
 
     def _validate_cluster(self) -> None:
         if not self.initial_cluster:
@@ -459,6 +541,7 @@ def _check_name(name: str, flag: str) -> None:
 # -- options: flags and TOML keys -------------------------------------------------------
 
 _STR, _INT, _URLS, _CLUSTER = "a string", "an integer", "URLs", "a cluster"
+_BOOL, _LIST = "a boolean", "a list"
 
 #: Flag name (without ``--``) -> (ServerConfig field, kind).
 _OPTIONS: dict[str, tuple[str, str]] = {
@@ -479,6 +562,22 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "quota-backend-bytes": ("quota_backend_bytes", _INT),
     "max-txn-ops": ("max_txn_ops", _INT),
     "log-level": ("log_level", _STR),
+    "cert-file": ("cert_file", _STR),
+    "key-file": ("key_file", _STR),
+    "trusted-ca-file": ("trusted_ca_file", _STR),
+    "client-cert-auth": ("client_cert_auth", _BOOL),
+    "client-crl-file": ("client_crl_file", _STR),
+    "client-cert-allowed-hostname": ("client_cert_allowed_hostname", _LIST),
+    "peer-cert-file": ("peer_cert_file", _STR),
+    "peer-key-file": ("peer_key_file", _STR),
+    "peer-trusted-ca-file": ("peer_trusted_ca_file", _STR),
+    "peer-client-cert-auth": ("peer_client_cert_auth", _BOOL),
+    "peer-crl-file": ("peer_crl_file", _STR),
+    "peer-cert-allowed-cn": ("peer_cert_allowed_cn", _LIST),
+    "peer-cert-allowed-hostname": ("peer_cert_allowed_hostname", _LIST),
+    "cipher-suites": ("cipher_suites", _LIST),
+    "tls-min-version": ("tls_min_version", _STR),
+    "tls-max-version": ("tls_max_version", _STR),
 }
 #: The option names accepted as flags and as TOML keys (dashes or underscores).
 OPTION_KEYS: tuple[str, ...] = tuple(_OPTIONS)
@@ -501,7 +600,13 @@ def _coerce(kind: str, value: object) -> object | None:
         if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
             return int(value)
         return None
-    if kind == _URLS:
+    if kind == _BOOL:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+            return value.strip().lower() in ("true", "1")
+        return None
+    if kind in (_URLS, _LIST):
         if isinstance(value, str):
             return split_urls(value)
         if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
@@ -539,7 +644,7 @@ def coerce_options(options: Mapping[str, object], *, source: str) -> dict[str, o
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from exc
         if typed is None:
-            hint = "comma-separated string or array of strings" if kind == _URLS else (
+            hint = "comma-separated string or array of strings" if kind in (_URLS, _LIST) else (
                 "'n1=url,n2=url' string or a table" if kind == _CLUSTER else kind)
             raise ConfigError(f"{source}: {raw_key!r} must be {hint}, got "
                               f"{_type_name(value)} ({value!r})")

@@ -27,6 +27,9 @@ log = logging.getLogger("raftkv.server.transport")
 MAX_QUEUE = 8192
 MAX_BATCH = 1024
 SNAPSHOT_CHUNK = 1 << 20
+Dial = Callable[[str], grpc.aio.Channel]
+"""Opens a channel to a peer URL (``http://`` or ``https://``, or a bare ``host:port``)."""
+
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", 64 << 20),
     ("grpc.max_receive_message_length", 64 << 20),
@@ -59,8 +62,7 @@ class Peer:
         backoff = 0.05
         while True:
             try:
-                async with grpc.aio.insecure_channel(self.address,
-                                                     options=CHANNEL_OPTIONS) as channel:
+                async with self.transport.dial(self.address) as channel:
                     await self._stream(raft_pb2_grpc.RaftStub(channel))  # type: ignore[no-untyped-call]
             except asyncio.CancelledError:
                 raise
@@ -86,9 +88,11 @@ class Peer:
 class GrpcTransport:
     """Sends the driver's messages to peers; see the module docstring."""
 
-    def __init__(self, member_id: int, cluster_token: str, peers: dict[int, str]) -> None:
+    def __init__(self, member_id: int, cluster_token: str, peers: dict[int, str],
+                 dial: Dial | None = None) -> None:
         self.member_id = member_id
         self.cluster_token = cluster_token
+        self.dial: Dial = dial or plain_dial
         self.peers = {mid: Peer(self, mid, addr) for mid, addr in peers.items()
                       if mid != member_id}
         self.on_unreachable: Callable[[int], None] = lambda _: None
@@ -149,7 +153,7 @@ class GrpcTransport:
             snap = m.snapshot
             if snap is not None and not snap.data and self.snapshot_data is not None:
                 m = replace(m, snapshot=replace(snap, data=await self.snapshot_data()))
-            async with grpc.aio.insecure_channel(peer.address, options=CHANNEL_OPTIONS) as ch:
+            async with self.dial(peer.address) as ch:
                 stub = raft_pb2_grpc.RaftStub(ch)  # type: ignore[no-untyped-call]
                 chunks = rc.snapshot_message_to_chunks(m, SNAPSHOT_CHUNK,
                                                        cluster_token=self.cluster_token)
@@ -163,8 +167,25 @@ class GrpcTransport:
         self.on_snapshot_status(peer.member_id, ok)
 
 
+def plain_dial(url: str) -> grpc.aio.Channel:
+    """A plaintext channel to a peer URL (a member started without peer TLS)."""
+    address = url.split("://", 1)[-1]
+    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+
+
+def tls_dial(credentials: Callable[[], grpc.ChannelCredentials]) -> Dial:
+    """Dials ``https://`` peer URLs with ``credentials()`` (read at every dial, so a rotated
+    certificate is used from the next connection on), others in plaintext."""
+    def dial(url: str) -> grpc.aio.Channel:
+        scheme, _, address = url.rpartition("://")
+        if scheme != "https":
+            return plain_dial(url)
+        return grpc.aio.secure_channel(address, credentials(), options=CHANNEL_OPTIONS)
+    return dial
+
+
 async def ask_cluster_id(member_id: int, cluster_token: str, peers: dict[int, str],
-                         timeout_s: float) -> int:
+                         timeout_s: float, dial: Dial = plain_dial) -> int:
     """The cluster id of a running cluster, asked of its members (for a member joining with
     ``--initial-cluster-state existing``, as etcd fetches it from its peers).
 
@@ -178,7 +199,7 @@ async def ask_cluster_id(member_id: int, cluster_token: str, peers: dict[int, st
             if peer_id == member_id:
                 continue
             try:
-                async with grpc.aio.insecure_channel(address) as channel:
+                async with dial(address) as channel:
                     stub = raft_pb2_grpc.RaftStub(channel)  # type: ignore[no-untyped-call]
                     reply = await stub.Hello(raft_pb2.HelloRequest(
                         cluster_token=cluster_token, frm=member_id, to=peer_id,

@@ -96,7 +96,7 @@ def test_usage_errors_exit_2_with_one_line(argv: list[str], needles: list[str],
     (["serve", "--election-timeout", "x"], ["--election-timeout", "'x'"]),
     (["serve", "--name", "n1", "--initial-cluster", "n2=http://127.0.0.1:2380"],
      ["does not name this member 'n1'"]),
-    (["serve", "--listen-client-urls", "https://127.0.0.1:2379"], ["TLS is not supported"]),
+    (["serve", "--listen-client-urls", "https://127.0.0.1:2379"], ["--cert-file", "HTTPS scheme"]),
     (["serve", "--initial-cluster", "n1"], ["'n1' is not name=peer-url"]),
     (["serve", "--config-file", "/nonexistent/raftkv.toml"], ["/nonexistent/raftkv.toml"]),
 ])

@@ -103,7 +103,7 @@ class Membership:
         """A snapshot replaced the registry: bring the transport's peers in line with it."""
         for info in self.registry.all():
             if info.id != self.member_id and info.peer_urls:
-                self.transport.add_peer(info.id, parse_url(info.peer_urls[0]).address)
+                self.transport.add_peer(info.id, parse_url(info.peer_urls[0]).url)
 
     def conf_state(self) -> ConfState:
         return self.driver.raw.raft.conf_state()
@@ -123,7 +123,7 @@ class Membership:
             return
         info = self.registry.get(nid)
         if info is not None and info.peer_urls:
-            self.transport.add_peer(nid, parse_url(info.peer_urls[0]).address)
+            self.transport.add_peer(nid, parse_url(info.peer_urls[0]).url)
         if decode_context(cc).get("op") == "add" and self.driver.is_leader:
             task = asyncio.create_task(self._share_registry())
             self._tasks.add(task)
@@ -183,10 +183,12 @@ class Membership:
 
 
 class ClusterService(rpc_pb2_grpc.ClusterServicer):
-    def __init__(self, membership: Membership, header: Header, cluster_token: str) -> None:
+    def __init__(self, membership: Membership, header: Header, cluster_token: str,
+                 dial: Callable[[str], grpc.aio.Channel] | None = None) -> None:
         self.m = membership
         self.header = header
         self.token = cluster_token
+        self.dial = dial or (lambda url: grpc.aio.insecure_channel(url.split("://")[-1]))
 
     def _members(self) -> list[rpc_pb2.Member]:
         return [rpc_pb2.Member(ID=info.id, name=info.name, peerURLs=info.peer_urls,
@@ -287,8 +289,7 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
         info = self.m.registry.get(lead) if lead else None
         if info is None or not info.client_urls:
             raise NO_LEADER
-        address = parse_url(info.client_urls[0]).address
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with self.dial(parse_url(info.client_urls[0]).url) as channel:
             stub = rpc_pb2_grpc.ClusterStub(channel)  # type: ignore[no-untyped-call]
             try:
                 resp: rpc_pb2.MemberPromoteResponse = await stub.MemberPromote(
