@@ -310,7 +310,7 @@ def _remote(peer: object) -> str:
 
 
 def _reason(exc: BaseException, timeout_s: float) -> str:
-    if isinstance(exc, TimeoutError):
+    if isinstance(exc, TimeoutError) or "taking longer" in str(exc):
         return f"TLS handshake not completed within {timeout_s:g}s"
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"certificate verify failed: {exc.verify_message}"

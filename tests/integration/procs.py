@@ -67,29 +67,59 @@ class Member:
 class ProcCluster:
     """A cluster of real member processes (see the module docstring)."""
 
-    def __init__(self, root: Path, size: int = 3, *, flags: tuple[str, ...] = ()) -> None:
+    def __init__(self, root: Path, size: int = 3, *, flags: tuple[str, ...] = (),
+                 tls_dir: Path | None = None) -> None:
         root.mkdir(parents=True, exist_ok=True)
         ports = free_ports(2 * size)
         self.members = [Member(f"n{i + 1}", ports[2 * i], ports[2 * i + 1], root / f"n{i + 1}")
                         for i in range(size)]
-        self.initial_cluster = ",".join(f"{m.name}=http://127.0.0.1:{m.peer_port}"
+        self.tls_dir = tls_dir
+        """With it, members serve mutual TLS on both listeners with the certificates of
+        ``raftkv.certs.init_cluster`` there (``ca.pem``, ``nK.pem``, ``client.pem``)."""
+        self.scheme = "https" if tls_dir is not None else "http"
+        if tls_dir is not None and not (tls_dir / "ca.pem").exists():
+            from raftkv.certs import init_cluster
+
+            init_cluster(tls_dir, [m.name for m in self.members])
+        self.initial_cluster = ",".join(f"{m.name}={self.scheme}://127.0.0.1:{m.peer_port}"
                                         for m in self.members)
         self.flags = flags
         self.channels: dict[str, grpc.Channel] = {}
 
+    def tls_flags(self, m: Member) -> list[str]:
+        d = self.tls_dir
+        if d is None:
+            return []
+        cert, key, ca = str(d / f"{m.name}.pem"), str(d / f"{m.name}-key.pem"), str(d / "ca.pem")
+        return ["--cert-file", cert, "--key-file", key, "--trusted-ca-file", ca,
+                "--client-cert-auth", "--peer-cert-file", cert, "--peer-key-file", key,
+                "--peer-trusted-ca-file", ca, "--peer-client-cert-auth"]
+
+    def etcdctl_tls(self) -> list[str]:
+        """etcdctl's flags to reach this cluster (none without TLS)."""
+        d = self.tls_dir
+        if d is None:
+            return []
+        return [f"--cacert={d / 'ca.pem'}", f"--cert={d / 'client.pem'}",
+                f"--key={d / 'client-key.pem'}"]
+
     @property
     def endpoints(self) -> str:
+        if self.tls_dir is not None:
+            return ",".join(f"https://{m.endpoint}" for m in self.members)
         return ",".join(m.endpoint for m in self.members)
 
     def start(self, m: Member) -> None:
+        sch = self.scheme
         args = [sys.executable, "-m", "raftkv", "serve", "--name", m.name,
                 "--data-dir", str(m.data_dir),
-                "--listen-client-urls", f"http://{m.endpoint}",
-                "--advertise-client-urls", f"http://{m.endpoint}",
-                "--listen-peer-urls", f"http://127.0.0.1:{m.peer_port}",
-                "--initial-advertise-peer-urls", f"http://127.0.0.1:{m.peer_port}",
+                "--listen-client-urls", f"{sch}://{m.endpoint}",
+                "--advertise-client-urls", f"{sch}://{m.endpoint}",
+                "--listen-peer-urls", f"{sch}://127.0.0.1:{m.peer_port}",
+                "--initial-advertise-peer-urls", f"{sch}://127.0.0.1:{m.peer_port}",
                 "--initial-cluster", self.initial_cluster, "--initial-cluster-state", "new",
-                "--heartbeat-interval", "50", "--election-timeout", "500", *self.flags]
+                "--heartbeat-interval", "50", "--election-timeout", "500",
+                *self.tls_flags(m), *self.flags]
         log = open(m.log_path, "ab")  # noqa: SIM115 - handed to the child
         m.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -126,7 +156,14 @@ class ProcCluster:
 
     def _channel(self, m: Member) -> grpc.Channel:
         if m.name not in self.channels:
-            self.channels[m.name] = grpc.insecure_channel(m.endpoint)
+            d = self.tls_dir
+            if d is None:
+                self.channels[m.name] = grpc.insecure_channel(m.endpoint)
+            else:
+                creds = grpc.ssl_channel_credentials(
+                    (d / "ca.pem").read_bytes(), (d / "client-key.pem").read_bytes(),
+                    (d / "client.pem").read_bytes())
+                self.channels[m.name] = grpc.secure_channel(m.endpoint, creds)
         return self.channels[m.name]
 
     def status(self, m: Member, timeout: float = 1.0) -> rpc_pb2.StatusResponse | None:
@@ -181,8 +218,9 @@ class ProcCluster:
 
 
 @contextmanager
-def cluster(root: Path, size: int = 3, *, flags: tuple[str, ...] = ()) -> Iterator[ProcCluster]:
-    c = ProcCluster(root, size, flags=flags)
+def cluster(root: Path, size: int = 3, *, flags: tuple[str, ...] = (),
+            tls_dir: Path | None = None) -> Iterator[ProcCluster]:
+    c = ProcCluster(root, size, flags=flags, tls_dir=tls_dir)
     c.start_all()
     try:
         yield c
