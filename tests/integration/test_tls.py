@@ -270,9 +270,10 @@ def test_a_rotated_certificate_is_served_on_the_next_handshake(env: Env) -> None
     assert fresh.serial != old
     assert _served_serial(m.client_port, d) == fresh.serial
     assert m.alive()
-    out = etcdctl(f"https://{m.endpoint}", *env.c.etcdctl_tls(), "get", "tls/k",
-                  "--print-value-only")
-    assert out.stdout.strip() == "v1"
+    tls = env.c.etcdctl_tls()
+    assert etcdctl(f"https://{m.endpoint}", *tls, "put", "tls/rot", "r").returncode == 0
+    out = etcdctl(f"https://{m.endpoint}", *tls, "get", "tls/rot", "--print-value-only")
+    assert out.stdout.strip() == "r"
 
 
 @pytest.mark.parametrize(("flags", "needles"), [
