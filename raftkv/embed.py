@@ -19,6 +19,9 @@ keyword arguments (``name``, ``listen_peer_urls``, ``initial_cluster``,
 ``initial_cluster_state``, ...; see :class:`raftkv.server.config.ServerConfig`). When the
 client or peer URLs are not given, free loopback ports are chosen on the first start and
 remembered in the data directory (``embed.json``), so a restarted member keeps its identity.
+TLS takes etcd's flags too (``cert_file``, ``key_file``, ``trusted_ca_file``,
+``client_cert_auth``, ``peer_cert_file``, ...); with a certificate and no URL given, that
+side listens on ``https://``. The in-process client needs no certificate.
 
 ``node.client()`` reaches the member through :class:`~raftkv.server.local_channel.LocalChannel`:
 the same handlers and validation as the network server, minus HTTP/2 and protobuf encoding.
@@ -82,6 +85,11 @@ class EmbeddedNode:
     def endpoints(self) -> list[str]:
         """``host:port`` of each client URL, for gRPC clients in other processes."""
         return [e.address for e in self.config.listen_client_endpoints]
+
+    @property
+    def client_urls(self) -> list[str]:
+        """``http(s)://host:port`` of each client URL (``https://``: TLS)."""
+        return [e.url for e in self.config.listen_client_endpoints]
 
     @property
     def is_leader(self) -> bool:
@@ -164,9 +172,11 @@ def _remembered_urls(data_dir: Path, options: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"{path} is unreadable ({exc}); delete it to choose new "
                               "ports, or pass listen_client_urls and listen_peer_urls") from None
     out = dict(options)
-    for key in ("listen_client_urls", "listen_peer_urls"):
-        if key not in out:
-            out[key] = saved.get(key) or f"http://127.0.0.1:{_free_port()}"
+    for key, cert in (("listen_client_urls", "cert_file"), ("listen_peer_urls", "peer_cert_file")):
+        if key not in out:  # https:// when the side has a certificate
+            scheme = "https" if options.get(cert) else "http"
+            port = saved.get(key, "").rpartition(":")[2] or str(_free_port())
+            out[key] = f"{scheme}://127.0.0.1:{port}"
     if any(saved.get(k) != out[k] for k in ("listen_client_urls", "listen_peer_urls")
            if k not in options):
         data_dir.mkdir(parents=True, exist_ok=True)
