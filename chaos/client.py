@@ -20,6 +20,9 @@ A :mod:`raftkv.errors` exception from the library is ``info`` for a write when t
 may have been applied (:class:`~raftkv.errors.UnavailableError` and its subclasses
 ``OutcomeUnknownError`` and ``DeadlineExceededError``, or an unclassified error), ``fail``
 otherwise (a refusal such as ``InvalidRequestError``), and ``fail`` for any read.
+
+With ``--tls`` (``tls=`` a :class:`chaos.tls.ClusterTLS`) the raw channel and the library
+client both dial with the run's CA and client certificate (mutual TLS).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import grpc
 
 import raftkv.client
 from chaos.history import Event, EventType, Key, Recorder, Value
+from chaos.tls import ClusterTLS
 from raftkv.errors import RaftKVError, UnavailableError
 from raftkv.wire.pb.etcdserverpb import rpc_pb2_grpc
 from raftkv.wire.pb.v3lockpb import v3lock_pb2_grpc
@@ -86,11 +90,13 @@ class Client:
         target: the member this client is bound to.
         others: the other members' endpoints, for :attr:`rk` to fail over to.
         library: ``raw`` (stubs only) or ``raftkv`` (also :attr:`rk`).
+        tls: the run's certificates, or None for plaintext.
     """
 
     def __init__(self, number: int, member_index: int, target: str, recorder: Recorder,
                  *, concurrency: int, timeout_s: float, rng: random.Random,
-                 library: str = "raw", others: Sequence[str] = ()) -> None:
+                 library: str = "raw", others: Sequence[str] = (),
+                 tls: ClusterTLS | None = None) -> None:
         self.number = number
         self.member_index = member_index
         self.process = number
@@ -98,7 +104,8 @@ class Client:
         self.concurrency = concurrency
         self.timeout_s = timeout_s
         self.rng = rng
-        self.channel = grpc.aio.insecure_channel(target)
+        self.channel = (grpc.aio.insecure_channel(target) if tls is None
+                        else grpc.aio.secure_channel(target, tls.credentials()))
         self.kv = rpc_pb2_grpc.KVStub(self.channel)  # type: ignore[no-untyped-call]
         self.lease = rpc_pb2_grpc.LeaseStub(self.channel)  # type: ignore[no-untyped-call]
         self.lock = v3lock_pb2_grpc.LockStub(self.channel)  # type: ignore[no-untyped-call]
@@ -110,7 +117,8 @@ class Client:
             policy = raftkv.client.RetryPolicy(deadline_s=timeout_s,
                                                attempt_timeout_s=max(timeout_s / 2, 0.1))
             self.rk = raftkv.client.Client([target, *others], timeout=timeout_s,
-                                           retry=policy)
+                                           retry=policy,
+                                           tls=tls.client() if tls is not None else None)
         elif library != "raw":
             raise ValueError(f"client library {library!r}: use one of {', '.join(CLIENTS)}")
 

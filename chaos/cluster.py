@@ -10,6 +10,11 @@ Directory layout under the run's output directory::
 
     cluster/nK/          member K's data directory (nK.gG after a re-add in generation G)
     cluster/nK.log       member K's stdout and stderr, all generations
+    tls/                 with ``--tls``: the run's CA and certificates (:mod:`chaos.tls`)
+
+With TLS on (:meth:`ChaosCluster.enable_tls`) every URL is ``https://``, every member runs
+with mutual TLS on its client and peer listeners, and the harness's own channels present
+the client certificate.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import grpc
 
 from chaos.net import Network
 from chaos.runstate import RunState
+from chaos.tls import ClusterTLS, make_certs
 from raftkv.wire.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 
 __all__ = ["ChaosCluster", "ClusterError", "Member"]
@@ -84,13 +90,27 @@ class ChaosCluster:
         self.failpoints = tuple(failpoints)
         self.members = [Member(i, f"n{i + 1}", root) for i in range(size)]
         self._channels: dict[int, grpc.aio.Channel] = {}
+        self.tls: ClusterTLS | None = None
+
+    def enable_tls(self, directory: Path) -> ClusterTLS:
+        """Make the run's certificates (each member's naming the addresses the network
+        gives it) and start every member from now on with mutual TLS. Call after the
+        network's setup (the netns backend picks its subnet there) and before any start."""
+        self.tls = make_certs(directory, ((m.name, self.net.cert_hosts(m.index))
+                                          for m in self.members))
+        return self.tls
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
 
     # -- addresses ----------------------------------------------------------------------
     def endpoint(self, m: Member) -> str:
         return f"{self.net.host(m.index)}:{self.net.client_port(m.index)}"
 
     def peer_url(self, m: Member) -> str:
-        return f"http://{self.net.host(m.index)}:{self.net.peer_port(m.index, m.generation)}"
+        port = self.net.peer_port(m.index, m.generation)
+        return f"{self.scheme}://{self.net.host(m.index)}:{port}"
 
     def initial_cluster(self) -> str:
         return ",".join(f"{m.name}={self.peer_url(m)}" for m in self.members if not m.removed)
@@ -101,15 +121,16 @@ class ChaosCluster:
     # -- processes ----------------------------------------------------------------------
     def start(self, m: Member, *, state: str = "new", initial_cluster: str | None = None) -> None:
         """Start a new generation of member ``m`` (bootstrap, or join as ``existing``)."""
+        client_url = f"{self.scheme}://{self.endpoint(m)}"
         m.argv = [sys.executable, "-m", "raftkv", "serve", "--name", m.name,
-                "--data-dir", str(m.data_dir),
-                "--listen-client-urls", f"http://{self.endpoint(m)}",
-                "--advertise-client-urls", f"http://{self.endpoint(m)}",
-                "--listen-peer-urls", self.peer_url(m),
-                "--initial-advertise-peer-urls", self.peer_url(m),
-                "--initial-cluster", initial_cluster or self.initial_cluster(),
-                "--initial-cluster-state", state, "--initial-cluster-token", TOKEN,
-                *self.flags]
+                  "--data-dir", str(m.data_dir),
+                  "--listen-client-urls", client_url, "--advertise-client-urls", client_url,
+                  "--listen-peer-urls", self.peer_url(m),
+                  "--initial-advertise-peer-urls", self.peer_url(m),
+                  "--initial-cluster", initial_cluster or self.initial_cluster(),
+                  "--initial-cluster-state", state, "--initial-cluster-token", TOKEN,
+                  *(self.tls.server_flags(m.name) if self.tls is not None else ()),
+                  *self.flags]
         self._spawn(m, state)
 
     def restart(self, m: Member) -> None:
@@ -127,6 +148,9 @@ class ChaosCluster:
                if k.lower() not in ("grpc_proxy", "http_proxy", "https_proxy")}
         env.update(self.net.env(m.index))
         env["RAFTKV_FAILPOINTS"] = ",".join(self.failpoints)
+        if self.tls is not None:  # TLS fronts make their socket dirs here (removed with the run)
+            self.state.tmp_dir.mkdir(mode=0o700, exist_ok=True)
+            env["TMPDIR"] = str(self.state.tmp_dir)
         self.root.mkdir(parents=True, exist_ok=True)
         with m.log_path.open("ab") as out:
             out.write(f"--- {time.strftime('%H:%M:%S')} start generation {m.generation} "
@@ -181,12 +205,15 @@ class ChaosCluster:
             except subprocess.TimeoutExpired:
                 m.proc.kill()
                 m.proc.wait()
+        self.state.remove_tmp_dir()
 
     # -- gRPC ---------------------------------------------------------------------------
     def channel(self, m: Member) -> grpc.aio.Channel:
         """A shared channel to member ``m`` (the harness's own, for probes and admin)."""
         if m.index not in self._channels:
-            self._channels[m.index] = grpc.aio.insecure_channel(self.endpoint(m))
+            self._channels[m.index] = (
+                grpc.aio.insecure_channel(self.endpoint(m)) if self.tls is None
+                else grpc.aio.secure_channel(self.endpoint(m), self.tls.credentials()))
         return self._channels[m.index]
 
     async def close(self) -> None:

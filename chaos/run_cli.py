@@ -98,6 +98,11 @@ def build_parser() -> _Parser:
                    help="members snapshot and compact their log every N applied entries, "
                         "keeping N/5 behind (default: the server's, 100000): a small N "
                         "makes members that fall behind catch up from a snapshot")
+    p.add_argument("--tls", action="store_true",
+                   help="mutual TLS everywhere: a CA and certificates made in DIR/tls, "
+                        "https:// client and peer URLs, --client-cert-auth and "
+                        "--peer-client-cert-auth on every member, and every harness client "
+                        "presenting a client certificate")
     p.add_argument("--failpoints", default="", metavar="NAMES",
                    help="TEST ONLY: server failpoints to enable (e.g. kv-stale-read)")
     p.add_argument("-v", "--verbose", action="store_true", help="log the harness's steps")
@@ -118,7 +123,7 @@ def run_config(ns: argparse.Namespace) -> RunConfig:
     return RunConfig(out=ns.out, nodes=ns.nodes, workload=ns.workload, nemesis=ns.nemesis,
                      time_limit_s=ns.time_limit, rate=ns.rate, concurrency=ns.concurrency,
                      seed=ns.seed, backend=ns.backend, op_timeout_s=ns.op_timeout,
-                     keys=ns.keys, client=ns.client, server_flags=flags,
+                     keys=ns.keys, client=ns.client, server_flags=flags, tls=ns.tls,
                      failpoints=tuple(f for f in ns.failpoints.split(",") if f))
 
 
@@ -154,7 +159,8 @@ def run_main(argv: Sequence[str]) -> int:
         lines = [ln for ln in check.text.splitlines() if not ln.startswith("finding")]
         print(f"{check.name}: {verdict} — {lines[0] if lines else ''}")
     ops = outcome.results["ops"]
-    print(f"{'PASS' if outcome.exit_code == 0 else 'FAIL'}: {cfg.workload}, ops {ops}, "
+    print(f"{'PASS' if outcome.exit_code == 0 else 'FAIL'}: {cfg.workload}"
+          f"{' (tls)' if cfg.tls else ''}, ops {ops}, "
           f"faults {outcome.results['faults']}; report: {cfg.out / 'report.html'}")
     return outcome.exit_code
 

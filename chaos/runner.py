@@ -25,7 +25,9 @@ from chaos.history import EventType, History, Recorder
 from chaos.nemesis import Nemesis
 from chaos.net import Network, Unsupported
 from chaos.runstate import RunState, new_run_id
+from chaos.tls import rejections
 from chaos.workloads import Check, Workload, make
+from raftkv.errors import ConfigError
 
 __all__ = ["RAFTKV_CLIENT_WORKLOADS", "RunConfig", "RunError", "run"]
 
@@ -57,6 +59,7 @@ class RunConfig:
     recovery_timeout_s: float = 60.0
     keys: int = 30
     client: str = "raw"
+    tls: bool = False
     failpoints: tuple[str, ...] = ()
     server_flags: tuple[str, ...] = field(default=("--heartbeat-interval", "100",
                                                    "--election-timeout", "1000"))
@@ -116,6 +119,11 @@ def run(cfg: RunConfig) -> Outcome:
             setup()
         except (RuntimeError, OSError) as exc:
             raise RunError(f"network setup failed: {exc}") from exc
+        if cfg.tls:
+            try:
+                cluster.enable_tls(cfg.out.resolve() / "tls")
+            except (ConfigError, OSError) as exc:
+                raise RunError(f"could not make the run's certificates: {exc}") from exc
         outcome = asyncio.run(_main(cfg, net, cluster, state))
         outcome.results["run_id"] = state.run_id
         (cfg.out / "results.json").write_text(json.dumps(outcome.results, indent=2) + "\n")
@@ -154,7 +162,8 @@ def _clients(cfg: RunConfig, cluster: ChaosCluster, recorder: Recorder, first: i
     endpoints = [cluster.endpoint(m) for m in cluster.members]
     return [Client(first + i, i % n, endpoints[i % n], recorder, concurrency=max(count, 1),
                    timeout_s=cfg.op_timeout_s, rng=random.Random(rng.random()),
-                   library=cfg.client, others=endpoints[i % n + 1:] + endpoints[:i % n])
+                   library=cfg.client, others=endpoints[i % n + 1:] + endpoints[:i % n],
+                   tls=cluster.tls)
             for i in range(count)]
 
 
@@ -259,13 +268,15 @@ def _outcome(cfg: RunConfig, cluster: ChaosCluster, history: History, checks: li
         "nemesis": list(cfg.nemesis), "nodes": cfg.nodes, "seed": cfg.seed,
         "backend": cluster.net.name, "time_limit_s": cfg.time_limit_s, "rate": cfg.rate,
         "concurrency": cfg.concurrency, "client": cfg.client, "ran_s": round(ran_s, 1),
-        "failpoints": list(cfg.failpoints),
+        "failpoints": list(cfg.failpoints), "tls": cfg.tls,
         "ops": {"total": len(client),
                 **{s: sum(op.status.value == s for op in client) for s in ("ok", "fail", "info")}},
         "faults": {k: faults.count(k) for k in sorted(set(faults))},
         "checks": [c.summary() for c in checks],
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
     }
+    if cfg.tls:
+        results["tls_rejected"] = rejections(m.log_path for m in cluster.members)
     (cfg.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     write_report(cfg.out, history, checks, results)
     return Outcome(code, results, checks)

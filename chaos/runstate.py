@@ -4,7 +4,9 @@ Each run writes ``<state dir>/<run id>.json`` (default state dir
 ``/tmp/raftkv-chaos-runs``, or ``$RAFTKV_CHAOS_STATE_DIR``) before it creates anything and
 updates it whenever it starts a process. Every name the harness gives the kernel
 (namespaces, bridge, veth links) starts with :data:`PREFIX` followed by the run id, so
-leftovers are found by name even if a state file was lost.
+leftovers are found by name even if a state file was lost. Member processes of a TLS run
+get :attr:`RunState.tmp_dir` as ``TMPDIR`` (a TLS listener keeps its private Unix sockets in
+a temporary directory, which a ``kill -9`` leaves behind); it is removed with the run.
 
 ``cleanup`` never touches a run whose harness process is still alive (unless forced), and
 signals only recorded PIDs whose command line is still that run's ``raftkv serve``.
@@ -16,8 +18,10 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -55,6 +59,17 @@ class RunState:
     @property
     def path(self) -> Path:
         return state_dir() / f"{self.run_id}.json"
+
+    @property
+    def tmp_dir(self) -> Path:
+        """The members' ``TMPDIR`` (short: Unix socket paths are limited to 107 bytes)."""
+        return Path(tempfile.gettempdir()) / f"{self.prefix}-tmp"
+
+    def remove_tmp_dir(self) -> list[str]:
+        if not self.tmp_dir.exists():
+            return []
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        return [f"removed {self.tmp_dir}"]
 
     def save(self) -> None:
         """Write the state file atomically."""
@@ -162,6 +177,7 @@ def cleanup(*, force: bool = False) -> tuple[list[str], list[str]]:
             continue
         done += kill_members(state)
         done += remove_kernel_objects(state.prefix)
+        done += state.remove_tmp_dir()
         state.remove()
         done.append(f"removed {path}")
     done += _remove_orphans({PREFIX + run for run in live})

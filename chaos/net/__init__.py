@@ -38,6 +38,11 @@ class Network(Protocol):
     def host(self, index: int) -> str:
         """The address member ``index`` listens on and is reached at."""
 
+    def cert_hosts(self, index: int) -> list[str]:
+        """The addresses member ``index`` is reached at *and* connects to its peers from:
+        its certificate's IP SANs under ``--tls`` (a peer listener refuses a peer whose
+        certificate does not name the address the connection comes from)."""
+
     def client_port(self, index: int) -> int:
         """Member ``index``'s client port."""
 

@@ -89,6 +89,11 @@ class NetnsBackend:
     def host(self, index: int) -> str:
         return f"10.77.{self.subnet}.{index + 1}"
 
+    def cert_hosts(self, index: int) -> list[str]:
+        """The namespace's one address: members are reached at it and, having no other
+        route, connect to their peers from it."""
+        return [self.host(index)]
+
     @property
     def bridge_address(self) -> str:
         return f"10.77.{self.subnet}.254"

@@ -4,12 +4,14 @@ the driver, the transport and the gRPC servers; run until told to stop; stop gra
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import logging
 import os
 import random
 import shutil
 import signal
+import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -311,7 +313,7 @@ class Server:
                 tls = self.client_tls if side == "client" else self.peer_tls
                 assert tls is not None
                 if self._socket_dir is None:
-                    self._socket_dir = tempfile.mkdtemp(prefix="raftkv-")
+                    self._socket_dir = _socket_dir(self.spec.data_dir)
                 path = os.path.join(self._socket_dir, f"{side}.sock")
                 _bind(server, f"unix:{path}", flag)
                 front = self.fronts[side] = TLSFront(
@@ -372,6 +374,25 @@ def _bind(server: grpc.aio.Server, addr: str, flag: str) -> int:
     if port == 0:
         raise ConfigError(hint)
     return port
+
+
+def _socket_dir(data_dir: str) -> str:
+    """A private directory (0700) for the Unix sockets behind the TLS fronts, named after
+    the data dir so a member killed with SIGKILL finds and replaces its own at the next
+    start (the data dir's lock makes this member its only user). A name taken by another
+    user, or by a link, is left alone for a fresh random one."""
+    tag = hashlib.sha1(os.path.realpath(data_dir).encode(), usedforsecurity=False)
+    path = os.path.join(tempfile.gettempdir(), f"raftkv-{tag.hexdigest()[:16]}")
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            return tempfile.mkdtemp(prefix="raftkv-")
+        shutil.rmtree(path)
+    os.mkdir(path, 0o700)
+    return path
 
 
 def _open_registry(spec: NodeSpec) -> MemberRegistry:

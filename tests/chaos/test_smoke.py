@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,26 @@ def test_register_under_partitions_kills_and_pauses_passes(tmp_path: Path) -> No
     assert (out / "latency.png").stat().st_size > 0
     assert "fault windows" in (out / "report.html").read_text().lower()
     assert_no_leftovers(tmp_path, results["run_id"])
+
+
+def test_register_over_mutual_tls_under_partitions_and_kills_passes(tmp_path: Path) -> None:
+    """--tls: certificates made in the run's directory (each member's naming its namespace
+    address), https:// URLs, client and peer certificates required, every harness client
+    presenting one; restarted members come back over TLS and no peer is refused."""
+    out = tmp_path / "register-tls"
+    r = run_chaos(tmp_path, out, "--tls", "--workload", "register", "--nemesis",
+                  "partition,kill", "--time-limit", "15", "--seed", "1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["tls"] is True
+    assert results["ops"]["ok"] > 100
+    assert sum(results["faults"].values()) >= 2
+    assert "peer-certificate" not in results["tls_rejected"]
+    assert (out / "tls" / "ca.pem").exists()
+    assert "client URLs https://10.77." in (out / "cluster" / "n1.log").read_text()
+    assert "&quot;tls&quot;: true" in (out / "report.html").read_text()
+    assert_no_leftovers(tmp_path, results["run_id"])
+    assert not (Path(tempfile.gettempdir()) / f"{PREFIX}{results['run_id']}-tmp").exists()
 
 
 def test_set_through_raftkv_client_with_a_resuming_watch_passes(tmp_path: Path) -> None:

@@ -304,3 +304,29 @@ def test_bad_tls_flags_are_one_line_errors(env: Env, tmp_path: Path, flags: list
     assert lines[0].startswith("raftkv: error: "), out.stderr
     for needle in needles:
         assert needle in lines[0]
+
+
+def test_a_member_killed_with_sigkill_leaves_no_socket_directory(tmp_path: Path) -> None:
+    import hashlib
+    import signal
+    import tempfile
+
+    from tests.integration.procs import ProcCluster
+
+    c = ProcCluster(tmp_path, 1, tls_dir=tmp_path / "certs")
+    m = c.members[0]
+    tag = hashlib.sha1(str(m.data_dir.resolve()).encode(), usedforsecurity=False)
+    sockets = Path(tempfile.gettempdir()) / f"raftkv-{tag.hexdigest()[:16]}"
+    try:
+        c.start(m)
+        c.leader()
+        assert sockets.is_dir()
+        assert (sockets.stat().st_mode & 0o777) == 0o700
+        c.kill(m, signal.SIGKILL)
+        assert sockets.is_dir()  # left behind by the kill ...
+        c.start(m)
+        c.leader()  # ... and replaced at the next start
+        c.kill(m, signal.SIGTERM)
+        assert not sockets.exists()
+    finally:
+        c.stop_all()
