@@ -7,7 +7,13 @@ import argparse
 import sys
 from typing import Any, NoReturn
 
-from raftkv.bench.config import WORKLOADS, BenchConfig, BenchConfigError, parse_endpoints
+from raftkv.bench.config import (
+    WORKLOADS,
+    BenchConfig,
+    BenchConfigError,
+    parse_endpoints,
+    uses_https,
+)
 from raftkv.bench.report import table, to_json
 from raftkv.bench.runner import BenchError, run
 
@@ -27,6 +33,8 @@ workloads:
 examples:
   raftkv bench put --endpoints 127.0.0.1:2379 --concurrency 64 --procs 2
   raftkv bench get --serializable --duration 5 -w json
+  raftkv bench put --endpoints https://127.0.0.1:23790 --cacert DIR/certs/ca.pem \
+      --cert DIR/certs/client.pem --key DIR/certs/client-key.pem   # (raftkv cluster up --tls)
 """
 
 
@@ -43,7 +51,15 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("workload", choices=WORKLOADS, metavar="WORKLOAD",
                    help=f"one of {', '.join(WORKLOADS)}")
     p.add_argument("--endpoints", default="127.0.0.1:2379",
-                   help="comma-separated host:port list (default %(default)s)")
+                   help="comma-separated host:port list; https:// URLs turn TLS on "
+                        "(default %(default)s)")
+    g = p.add_argument_group("TLS (etcdctl's flags; any of them turns TLS on)")
+    g.add_argument("--cacert", metavar="FILE",
+                   help="verify the servers with this CA bundle (default: system roots)")
+    g.add_argument("--cert", metavar="FILE", help="client certificate for mutual TLS")
+    g.add_argument("--key", metavar="FILE", help="private key of --cert")
+    g.add_argument("--insecure-skip-tls-verify", action="store_true",
+                   help="TLS without verifying the servers' certificates (tests only)")
     p.add_argument("--concurrency", "--clients", type=int, default=64, dest="concurrency",
                    help="requests in flight in total (default %(default)s)")
     p.add_argument("--procs", type=int, default=2,
@@ -91,7 +107,8 @@ def config_from_args(a: argparse.Namespace) -> BenchConfig:
         serializable=a.serializable, concurrency=a.concurrency, procs=a.procs, conns=a.conns,
         keys=a.keys, value_size=a.value_size, duration_s=a.duration, warmup_s=a.warmup,
         watchers=a.watchers, prefix=a.prefix.encode(), timeout_s=a.timeout,
-        preload=a.preload).validate()
+        preload=a.preload, tls=uses_https(a.endpoints), cacert=a.cacert, cert=a.cert,
+        key=a.key, insecure_skip_verify=a.insecure_skip_tls_verify).validate()
 
 
 def command(a: argparse.Namespace) -> int:

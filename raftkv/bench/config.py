@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 
 WORKLOADS = ("put", "get", "txn", "lock", "watch")
@@ -37,6 +38,11 @@ def parse_endpoints(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def uses_https(text: str) -> bool:
+    """Whether an endpoint of the list is an ``https://`` URL (which turns TLS on)."""
+    return any(ep.strip().lower().startswith("https://") for ep in text.split(","))
+
+
 @dataclass(frozen=True, slots=True)
 class BenchConfig:
     """One run: ``workload`` against ``endpoints`` for ``warmup_s + duration_s``.
@@ -48,6 +54,10 @@ class BenchConfig:
         keys: size of the key space (keys ``prefix + %08d``).
         watchers: watch streams in total (``watch`` only).
         preload: write every key once before a ``get`` / ``txn`` run.
+        tls: dial with TLS (on when any of the next four is set, or for https:// endpoints).
+        cacert: CA bundle that verifies the servers (``None``: the system roots).
+        cert, key: client certificate and its key, for servers that require one.
+        insecure_skip_verify: TLS without verifying the servers' certificates.
     """
 
     endpoints: tuple[str, ...]
@@ -64,6 +74,16 @@ class BenchConfig:
     prefix: bytes = b"bench/"
     timeout_s: float = 10.0
     preload: bool = True
+    tls: bool = False
+    cacert: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    insecure_skip_verify: bool = False
+
+    @property
+    def secure(self) -> bool:
+        return (self.tls or self.insecure_skip_verify
+                or any(f is not None for f in (self.cacert, self.cert, self.key)))
 
     @property
     def name(self) -> str:
@@ -104,6 +124,12 @@ class BenchConfig:
         need(self.workload != "watch" or self.value_size >= 8,
              f"--value-size {self.value_size}: the watch workload needs at least 8 bytes "
              f"(the send time travels in the value)")
+        need((self.cert is None) == (self.key is None),
+             "--cert and --key go together: give the client certificate and its key")
+        for flag, path in (("--cacert", self.cacert), ("--cert", self.cert),
+                           ("--key", self.key)):
+            need(path is None or os.access(path, os.R_OK),
+                 f"{flag} {path}: no readable file there")
         return self
 
     def share(self, total: int, proc: int) -> int:

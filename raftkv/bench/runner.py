@@ -14,7 +14,7 @@ import grpc
 
 from raftkv.bench.config import BenchConfig
 from raftkv.bench.report import BenchResult, merge
-from raftkv.bench.worker import ProcResult, child_main
+from raftkv.bench.worker import ProcResult, child_main, open_channel
 from raftkv.bench.workloads import preload
 
 START_DELAY_S = 0.3
@@ -59,18 +59,34 @@ def run(cfg: BenchConfig, *, progress: bool = False) -> BenchResult:
 async def _prepare(cfg: BenchConfig) -> None:
     """Fail fast on an endpoint that does not answer; preload the keys a read needs."""
     for ep in cfg.endpoints:
-        async with grpc.aio.insecure_channel(ep) as ch:
+        try:
+            channel = open_channel(cfg, ep)
+        except OSError as exc:  # --insecure-skip-tls-verify: no TLS handshake to peek at
+            raise BenchError(f"endpoint {ep}: no TLS handshake ({exc}); is the cluster "
+                             f"running? check --endpoints") from None
+        async with channel as ch:
             try:
                 await asyncio.wait_for(ch.channel_ready(), min(5.0, cfg.timeout_s))
             except TimeoutError:
-                raise BenchError(f"endpoint {ep} does not answer (is the cluster running? "
-                                 f"check --endpoints)") from None
+                hint = _tls_hint(cfg, ep) or ("is the cluster running? check --endpoints"
+                                              + (" and the TLS flags" if cfg.secure else ""))
+                raise BenchError(f"endpoint {ep} does not answer ({hint})") from None
             if cfg.workload == "get" and cfg.preload and ep == cfg.endpoints[0]:
                 try:
                     await preload(cfg, ch)
                 except grpc.aio.AioRpcError as exc:
                     raise BenchError(f"preloading {cfg.keys} keys through {ep} failed: "
                                      f"{exc.code().name} {exc.details()}") from None
+
+
+def _tls_hint(cfg: BenchConfig, endpoint: str) -> str:
+    """What a TLS handshake with the same settings says is wrong (see raftkv.cli)."""
+    from raftkv.cli._conn import Options, tls_diagnosis
+
+    scheme = "https://" if cfg.secure else ""
+    opts = Options((scheme + endpoint,), "table", cfg.timeout_s, cfg.timeout_s, cfg.cacert,
+                   cfg.cert, cfg.key, cfg.insecure_skip_verify)
+    return tls_diagnosis(endpoint, opts) or ""
 
 
 def _drive(cfg: BenchConfig, procs: list[Any], control: Any, results: Any,

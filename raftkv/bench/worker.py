@@ -21,6 +21,7 @@ import grpc
 
 from raftkv.bench.config import BenchConfig
 from raftkv.bench.workloads import Counters, GuardFailedError, key_of, make_op
+from raftkv.client._transport import TLS
 from raftkv.wire.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 
 PROGRESS_INTERVAL_S = 0.25
@@ -61,6 +62,20 @@ class _Stats:
             self.errors[name] = self.errors.get(name, 0) + 1
 
 
+def open_channel(cfg: BenchConfig, endpoint: str) -> grpc.aio.Channel:
+    """A channel to ``endpoint``: plaintext, or TLS with the run's files (with
+    ``insecure_skip_verify``, trusting the certificate the member presents now)."""
+    if not cfg.secure:
+        return grpc.aio.insecure_channel(endpoint)
+    tls = TLS(ca_file=cfg.cacert, cert_file=cfg.cert, key_file=cfg.key,
+              insecure_skip_verify=cfg.insecure_skip_verify)
+    if not tls.insecure_skip_verify:
+        return grpc.aio.secure_channel(endpoint, tls.credentials())
+    creds, name = tls.pinned(endpoint, min(5.0, cfg.timeout_s))
+    options = [("grpc.ssl_target_name_override", name)] if name else []
+    return grpc.aio.secure_channel(endpoint, creds, options=options)
+
+
 def child_main(cfg: BenchConfig, proc: int, control: Any, results: Any) -> None:
     """Entry point of a spawned client process."""
     try:
@@ -72,7 +87,7 @@ def child_main(cfg: BenchConfig, proc: int, control: Any, results: Any) -> None:
 
 
 async def _run(cfg: BenchConfig, proc: int, control: Any, results: Any) -> ProcResult:
-    channels = [grpc.aio.insecure_channel(ep) for ep in cfg.endpoints for _ in range(cfg.conns)]
+    channels = [open_channel(cfg, ep) for ep in cfg.endpoints for _ in range(cfg.conns)]
     try:
         for ch in channels:
             await asyncio.wait_for(ch.channel_ready(), cfg.timeout_s)

@@ -3,7 +3,10 @@
 Every client subcommand (``get``, ``put``, ``member list``, ...) takes etcdctl's global flags
 (``--endpoints``, ``-w/--write-out``, ``--dial-timeout``, ``--command-timeout``, TLS files),
 before or after its own arguments. ``--endpoints`` defaults to ``$RAFTKV_ENDPOINTS``, then
-``$ETCDCTL_ENDPOINTS``, then ``127.0.0.1:2379``.
+``$ETCDCTL_ENDPOINTS``, then ``127.0.0.1:2379``; the TLS flags likewise default to
+``$RAFTKV_CACERT`` / ``$ETCDCTL_CACERT`` (``CERT``, ``KEY``, ``INSECURE_SKIP_TLS_VERIFY``,
+``INSECURE_TRANSPORT``). TLS is on with an ``https://`` endpoint, any TLS file,
+``--insecure-skip-tls-verify`` or ``--insecure-transport=false``.
 
 Output follows etcdctl: ``simple`` (human lines), ``json`` (etcd's JSON shape: header with
 cluster_id / member_id / revision / raft_term, keys and values in base64) and ``table``.
@@ -17,16 +20,22 @@ import base64
 import json
 import os
 import signal
+import socket
+import ssl
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from raftkv.cli._common import FMT, CliError, Parser
 from raftkv.errors import ConfigError
 
+if TYPE_CHECKING:
+    from raftkv.client import TLS
+
 DEFAULT_ENDPOINTS = "127.0.0.1:2379"
 FORMATS = ("simple", "json", "table")
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 
 
 def duration(text: str) -> float:
@@ -39,6 +48,16 @@ def duration(text: str) -> float:
     if t.replace(".", "", 1).isdigit():
         return float(t)
     raise argparse.ArgumentTypeError(f"must be a duration like 5s or 500ms, got {text!r}")
+
+
+def boolean(text: str) -> bool:
+    """etcdctl's boolean flag values: ``true``/``false`` (also ``1``/``0``, ``yes``/``no``)."""
+    t = text.strip().lower()
+    if t in ("true", "1", "yes", "on"):
+        return True
+    if t in ("false", "0", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"must be true or false, got {text!r}")
 
 
 def global_flags() -> argparse.ArgumentParser:
@@ -55,11 +74,20 @@ def global_flags() -> argparse.ArgumentParser:
     g.add_argument("--command-timeout", type=duration, default=argparse.SUPPRESS,
                    metavar="DURATION", help="deadline of each request (default: 5s)")
     g.add_argument("--cacert", metavar="FILE", dest="tls_cacert", default=argparse.SUPPRESS,
-                   help="verify servers with this CA bundle (turns TLS on)")
+                   help="verify servers with this CA bundle (turns TLS on; default: "
+                        "$RAFTKV_CACERT or $ETCDCTL_CACERT)")
     g.add_argument("--cert", metavar="FILE", dest="tls_cert", default=argparse.SUPPRESS,
-                   help="client certificate for mutual TLS")
+                   help="client certificate for mutual TLS ($RAFTKV_CERT, $ETCDCTL_CERT)")
     g.add_argument("--key", metavar="FILE", dest="tls_key", default=argparse.SUPPRESS,
-                   help="private key of --cert")
+                   help="private key of --cert ($RAFTKV_KEY, $ETCDCTL_KEY)")
+    g.add_argument("--insecure-skip-tls-verify", action="store_true",
+                   dest="tls_skip_verify", default=argparse.SUPPRESS,
+                   help="TLS on, but do not verify the server's certificate (anyone on the "
+                        "path can impersonate the server; for tests only)")
+    g.add_argument("--insecure-transport", type=boolean, metavar="true|false",
+                   dest="tls_insecure_transport", default=argparse.SUPPRESS,
+                   help="etcdctl's flag: false turns TLS on with the system roots when no "
+                        "TLS file is given (default: true)")
     return p
 
 
@@ -84,6 +112,49 @@ class Options:
     cacert: str | None
     cert: str | None
     key: str | None
+    insecure_skip_tls_verify: bool = False
+    insecure_transport: bool = True
+
+    @property
+    def secure(self) -> bool:
+        """Whether the connections use TLS."""
+        return (any(e.lower().startswith("https://") for e in self.endpoints)
+                or bool(self.cacert or self.cert or self.key)
+                or self.insecure_skip_tls_verify or not self.insecure_transport)
+
+    def tls(self) -> TLS | None:
+        """The client's TLS settings, or None for plaintext."""
+        from raftkv.client import TLS
+
+        if not self.secure:
+            return None
+        if (self.cert is None) != (self.key is None):
+            given, missing = ("--cert", "--key") if self.key is None else ("--key", "--cert")
+            raise ConfigError(f"{given} needs {missing} too (a client certificate and its "
+                              "private key)")
+        return TLS(ca_file=self.cacert, cert_file=self.cert, key_file=self.key,
+                   insecure_skip_verify=self.insecure_skip_tls_verify)
+
+
+def _flag(ns: argparse.Namespace, dest: str, env: str) -> str | None:
+    """A flag's value, else ``$RAFTKV_<env>``, else etcdctl's ``$ETCDCTL_<env>``."""
+    value = getattr(ns, dest, None)
+    if value is None:
+        value = os.environ.get(f"RAFTKV_{env}") or os.environ.get(f"ETCDCTL_{env}")
+    return None if value is None else str(value)
+
+
+def _bool_flag(ns: argparse.Namespace, dest: str, env: str, default: bool) -> bool:
+    value = getattr(ns, dest, None)
+    if isinstance(value, bool):
+        return value
+    for var in (f"RAFTKV_{env}", f"ETCDCTL_{env}"):
+        if os.environ.get(var):
+            try:
+                return boolean(os.environ[var])
+            except argparse.ArgumentTypeError as exc:
+                raise ConfigError(f"${var}: {exc}") from None
+    return default
 
 
 def options(ns: argparse.Namespace) -> Options:
@@ -94,18 +165,20 @@ def options(ns: argparse.Namespace) -> Options:
         raise ConfigError(f"--endpoints={text!r} names no endpoint; give host:port,...")
     return Options(endpoints, getattr(ns, "write_out", "simple"),
                    getattr(ns, "dial_timeout", 2.0), getattr(ns, "command_timeout", 5.0),
-                   getattr(ns, "tls_cacert", None), getattr(ns, "tls_cert", None),
-                   getattr(ns, "tls_key", None))
+                   _flag(ns, "tls_cacert", "CACERT"), _flag(ns, "tls_cert", "CERT"),
+                   _flag(ns, "tls_key", "KEY"),
+                   _bool_flag(ns, "tls_skip_verify", "INSECURE_SKIP_TLS_VERIFY", False),
+                   _bool_flag(ns, "tls_insecure_transport", "INSECURE_TRANSPORT", True))
 
 
 def make_client(opts: Options, endpoints: Sequence[str] | None = None) -> Any:
-    """A :class:`raftkv.client.Client` for ``endpoints`` (default: the flag's)."""
-    from raftkv.client import TLS, Client
+    """A :class:`raftkv.client.Client` for ``endpoints`` (default: the flag's), with TLS
+    when the options turn it on (also for ``host:port`` endpoints taken from a member
+    list)."""
+    from raftkv.client import Client
 
-    tls = None
-    if opts.cacert or opts.cert or opts.key:
-        tls = TLS(ca_file=opts.cacert, cert_file=opts.cert, key_file=opts.key)
-    return Client(list(endpoints or opts.endpoints), timeout=opts.command_timeout_s, tls=tls)
+    return Client(list(endpoints or opts.endpoints), timeout=opts.command_timeout_s,
+                  tls=opts.tls())
 
 
 def run(ns: argparse.Namespace, body: Callable[[Any, Options], Awaitable[int]]) -> int:
@@ -141,8 +214,63 @@ async def _reach(client: Any, opts: Options) -> None:
         await asyncio.wait_for(client.status(), opts.dial_timeout_s)
     except (RaftKVError, TimeoutError) as exc:
         why = f" ({exc})" if str(exc) else ""
+        hint = await asyncio.to_thread(tls_diagnosis, opts.endpoints[0], opts)
         raise CliError(f"no endpoint of --endpoints={','.join(opts.endpoints)} answered "
-                       f"within --dial-timeout={opts.dial_timeout_s:g}s{why}") from None
+                       f"within --dial-timeout={opts.dial_timeout_s:g}s{why}"
+                       + (f": {hint}" if hint else "")) from None
+
+
+def tls_diagnosis(endpoint: str, opts: Options, timeout_s: float = 2.0) -> str | None:
+    """Why TLS (or its absence) keeps ``endpoint`` from answering, in terms of the flags:
+    one TLS handshake with the same settings (plus the HTTP/2 preface, so a TLS 1.3 server
+    refusing the client certificate says so); None when that is not the reason."""
+    address = endpoint.split("://", 1)[-1].rstrip("/")
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.set_alpn_protocols(["h2"])
+    try:
+        if opts.secure and not opts.insecure_skip_tls_verify:
+            if opts.cacert:
+                ctx.load_verify_locations(opts.cacert)
+            else:
+                ctx.load_default_certs()
+        else:
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        if opts.secure and opts.cert and opts.key:
+            ctx.load_cert_chain(opts.cert, opts.key)
+    except (OSError, ValueError) as exc:
+        return f"cannot load the TLS files ({exc})"
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s) as sock, \
+                ctx.wrap_socket(sock, server_hostname=host) as conn:
+            if not opts.secure:
+                return (f"{address} speaks TLS: use https://{address} with --cacert (and "
+                        "--cert/--key if it requires client certificates)")
+            conn.sendall(_H2_PREFACE)
+            if not conn.recv(1):  # closed at once: the client certificate was refused
+                return _tls_refusal(address, opts, "closed right after the handshake")
+    except ssl.SSLCertVerificationError as exc:
+        return (f"the TLS certificate of {address} did not verify ({exc.verify_message}): "
+                "give --cacert with the CA that signed it (or --insecure-skip-tls-verify)")
+    except ssl.SSLError as exc:
+        return _tls_refusal(address, opts, str(exc.reason or exc)) if opts.secure else None
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _tls_refusal(address: str, opts: Options, reason: str) -> str:
+    if "WRONG_VERSION_NUMBER" in reason or "RECORD_LAYER" in reason or "PACKET" in reason:
+        return (f"{address} does not speak TLS (a plaintext http:// endpoint?): drop "
+                "https:// and the TLS flags")
+    if not opts.cert and ("CERTIFICATE_REQUIRED" in reason or "HANDSHAKE_FAILURE" in reason
+                          or "closed" in reason):
+        return f"{address} requires a client certificate: give --cert and --key"
+    if opts.cert and ("ALERT" in reason or "closed" in reason):
+        return (f"{address} refused the client certificate {opts.cert} ({reason}; its log "
+                "says why)")
+    return f"the TLS handshake with {address} failed ({reason})"
 
 
 # -- output ---------------------------------------------------------------------------------

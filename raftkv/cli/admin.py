@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import os
 import sys
 import time
@@ -64,6 +65,26 @@ def _member_id(text: str) -> int:
 
 def _strip(url: str) -> str:
     return url.split("://", 1)[-1]
+
+
+def is_loopback(address: str) -> bool:
+    """Whether ``host:port`` (or a URL) names this machine: 127.0.0.0/8, ::1, localhost."""
+    host = _strip(address).rstrip("/").rpartition(":")[0].strip("[]")
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve anywhere
+
+
+def plaintext_warnings(opts: Options, addresses: list[str]) -> list[str]:
+    """One warning per address reached without TLS that is not loopback."""
+    if opts.secure:
+        return []
+    return [f"raftkv: warning: plaintext (no TLS) to {a}: traffic and credentials are "
+            "readable on the network"
+            for a in dict.fromkeys(_strip(x) for x in addresses if x) if not is_loopback(a)]
 
 
 # -- status ---------------------------------------------------------------------------------
@@ -147,6 +168,9 @@ def _blank(value: object) -> object:
 def _cmd_status(ns: argparse.Namespace) -> int:
     async def body(client: Any, opts: Options) -> int:
         rows = await _status_rows(client, opts)
+        for line in plaintext_warnings(opts, [opts.endpoints[0],
+                                              *(r["client_url"] for r in rows)]):
+            sys.stderr.write(line + "\n")
         if opts.write_out == "json":
             print_json(rows)
         else:

@@ -2,10 +2,15 @@
 
 Everything lives under one directory::
 
-    DIR/cluster.json        members, URLs, token and endpoints (written by ``up``)
+    DIR/cluster.json        members, URLs, token, endpoints and ``tls`` (written by ``up``)
     DIR/nK/                 member K's data directory
     DIR/nK.log              member K's stdout and stderr
     DIR/nK.pid              member K's process id while it runs
+    DIR/certs/              with ``up --tls``: the CA, nK.pem + nK-key.pem, client.pem +
+                            client-key.pem (:func:`raftkv.certs.init_cluster`, made once)
+
+A TLS cluster (``up --tls``) serves https:// on its client and peer ports with mutual TLS
+on both (etcd's ``--client-cert-auth`` and ``--peer-client-cert-auth``).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import hashlib
 import itertools
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -23,10 +29,20 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from raftkv.cli._common import FMT, CliError, Parser, int_flag
 from raftkv.errors import ConfigError
+
+if TYPE_CHECKING:
+    import grpc
+
+    from raftkv.client import TLS
+
+# raftkv/cli/__init__.py imports this module first, before anything imports grpc, whose C
+# core reads GRPC_VERBOSITY once, at import: keep it from printing its own copies of the
+# errors the commands report in one line (a failed TLS handshake, say) unless asked to.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 __all__ = ["LocalCluster", "LocalMember", "add_cluster", "is_member_process", "serve_argv"]
 
@@ -34,6 +50,9 @@ DEFAULT_BASE_PORT = 23790
 DEFAULT_SIZE = 3
 MANIFEST = "cluster.json"
 HEALTH_KEY = b"raftkv-health"
+CERTS = "certs"
+CLIENT = "client"
+CERT_HOSTS = ("127.0.0.1", "localhost")
 
 CLUSTER_EPILOG = """\
 example:
@@ -41,6 +60,7 @@ example:
   etcdctl --endpoints=$(raftkv cluster status --data-dir /tmp/rk --endpoints) put foo bar
   raftkv cluster status --data-dir /tmp/rk
   raftkv cluster down --data-dir /tmp/rk
+  raftkv cluster up --tls --data-dir /tmp/rk-tls      # mutual TLS; prints etcdctl's flags
 """
 
 
@@ -56,9 +76,13 @@ def add_cluster(sub: Any) -> None:
         "up", help="start a local cluster and wait for a leader", formatter_class=FMT,
         description="Start SIZE members (nK: client port BASE+2(K-1), peer port "
                     "BASE+2(K-1)+1 on 127.0.0.1), wait until the cluster answers a "
-                    "linearizable read, and print the client endpoints.",
+                    "linearizable read, and print the client endpoints (on stdout; with "
+                    "--tls, the etcdctl and raftkv flags to use on stderr). A cluster "
+                    "directory keeps what it was made with: size, base port and TLS.",
         epilog="example:\n  raftkv cluster up --size 3 --data-dir /tmp/rk --base-port 23790\n"
-               "  export ETCDCTL_API=3 ENDPOINTS=$(raftkv cluster up --data-dir /tmp/rk)\n")
+               "  export ETCDCTL_API=3 ENDPOINTS=$(raftkv cluster up --data-dir /tmp/rk)\n"
+               "  raftkv cluster up --tls --data-dir /tmp/rk-tls   # certificates in "
+               "/tmp/rk-tls/certs\n")
     up.add_argument("--size", type=int_flag, default=None,
                     help=f"number of members (default: {DEFAULT_SIZE}, or as recorded in DIR)")
     up.add_argument("--data-dir", required=True, metavar="DIR", help="where everything goes")
@@ -66,11 +90,16 @@ def add_cluster(sub: Any) -> None:
                     help=f"first client port (default: {DEFAULT_BASE_PORT}, or as recorded)")
     up.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                     help="how long to wait for the cluster to answer (default: 30)")
+    up.add_argument("--tls", action=argparse.BooleanOptionalAction, default=None,
+                    help="https:// and mutual TLS on the client and peer ports, with "
+                         f"certificates made once in DIR/{CERTS} (default: off, or as "
+                         "recorded in DIR)")
     up.set_defaults(func=_cmd_up)
     status = csub.add_parser(
         "status", help="one line per member", formatter_class=FMT,
-        description="Print one line per member: name, pid, alive, client URL and whether "
-                    "a linearizable Range answered. Exit 1 unless every member is healthy.",
+        description="Print one line per member: name, pid, alive, client URL, TLS on or "
+                    "off, and whether a linearizable Range answered. Exit 1 unless every "
+                    "member is healthy.",
         epilog="example:\n  raftkv cluster status --data-dir /tmp/rk\n")
     status.add_argument("--data-dir", required=True, metavar="DIR")
     status.add_argument("--endpoints", action="store_true",
@@ -96,14 +125,24 @@ class LocalMember:
     client_port: int
     peer_port: int
     directory: Path
+    tls: bool = False
 
     @property
     def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"{self._scheme}://127.0.0.1:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
+        return f"{self._scheme}://127.0.0.1:{self.peer_port}"
+
+    @property
+    def _scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
+    def address(self) -> str:
+        """``127.0.0.1:PORT`` of the client listener."""
+        return f"127.0.0.1:{self.client_port}"
 
     @property
     def data_dir(self) -> Path:
@@ -126,12 +165,31 @@ class LocalCluster:
     size: int
     base_port: int
     token: str
+    tls: bool = False
 
     @property
     def members(self) -> tuple[LocalMember, ...]:
         return tuple(LocalMember(f"n{k + 1}", self.base_port + 2 * k,
-                                 self.base_port + 2 * k + 1, self.directory)
+                                 self.base_port + 2 * k + 1, self.directory, self.tls)
                      for k in range(self.size))
+
+    @property
+    def cert_dir(self) -> Path:
+        return self.directory / CERTS
+
+    def client_files(self) -> tuple[Path, Path, Path]:
+        """The CA, the client certificate and its key (for etcdctl or raftkv)."""
+        d = self.cert_dir
+        return d / "ca.pem", d / f"{CLIENT}.pem", d / f"{CLIENT}-key.pem"
+
+    def client_tls(self) -> TLS | None:
+        """The client's TLS settings for this cluster, or None without TLS."""
+        from raftkv.client import TLS
+
+        if not self.tls:
+            return None
+        ca, cert, key = (str(p) for p in self.client_files())
+        return TLS(ca_file=ca, cert_file=cert, key_file=key)
 
     @property
     def initial_cluster(self) -> str:
@@ -144,7 +202,7 @@ class LocalCluster:
     def to_json(self) -> str:
         doc = {
             "version": 1, "size": self.size, "base_port": self.base_port,
-            "initial_cluster_token": self.token,
+            "initial_cluster_token": self.token, "tls": self.tls,
             "initial_cluster": self.initial_cluster, "endpoints": self.endpoints,
             "members": [{"name": m.name, "client_url": m.client_url, "peer_url": m.peer_url,
                          "data_dir": str(m.data_dir), "log": str(m.log),
@@ -157,8 +215,11 @@ def _read_manifest(directory: Path) -> LocalCluster | None:
     path = directory / MANIFEST
     try:
         doc = json.loads(path.read_text())
+        tls = doc.get("tls", False)  # absent: written before TLS existed
+        if not isinstance(tls, bool):
+            raise ValueError(f"tls is {tls!r}, not true or false")
         return LocalCluster(directory, int(doc["size"]), int(doc["base_port"]),
-                            str(doc["initial_cluster_token"]))
+                            str(doc["initial_cluster_token"]), tls)
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -204,14 +265,24 @@ def _running_pid(member: LocalMember) -> int | None:
     return pid if pid is not None and is_member_process(pid, member) else None
 
 
-def probe(client_url: str, timeout_s: float) -> str | None:
-    """Send a linearizable ``Range(raftkv-health)``; None if it answered, else why not."""
+def _channel(client_url: str, tls: TLS | None) -> grpc.Channel:
+    """A blocking gRPC channel to ``client_url`` (``http(s)://host:port``)."""
+    import grpc
+
+    address = client_url.split("://", 1)[-1].rstrip("/")
+    if tls is None:
+        return grpc.insecure_channel(address)
+    return grpc.secure_channel(address, tls.credentials())
+
+
+def probe(client_url: str, timeout_s: float, tls: TLS | None = None) -> str | None:
+    """Send a linearizable ``Range(raftkv-health)`` (over TLS with ``tls``, e.g.
+    :meth:`LocalCluster.client_tls`); None if it answered, else why not."""
     import grpc
 
     from raftkv.wire.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 
-    address = client_url.removeprefix("http://").rstrip("/")
-    channel = grpc.insecure_channel(address)
+    channel = _channel(client_url, tls)
     try:
         stub: Any = rpc_pb2_grpc.KVStub  # generated without annotations
         stub(channel).Range(rpc_pb2.RangeRequest(key=HEALTH_KEY), timeout=timeout_s)
@@ -239,6 +310,19 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+def _tls_flags(cluster: LocalCluster, member: LocalMember) -> list[str]:
+    """Mutual TLS on both listeners: one member certificate for both (as etcd's guides)."""
+    if not cluster.tls:
+        return []
+    d = cluster.cert_dir
+    cert, key, ca = (str(d / f"{member.name}.pem"), str(d / f"{member.name}-key.pem"),
+                     str(d / "ca.pem"))
+    return ["--cert-file", cert, "--key-file", key, "--trusted-ca-file", ca,
+            "--client-cert-auth", "true",
+            "--peer-cert-file", cert, "--peer-key-file", key, "--peer-trusted-ca-file", ca,
+            "--peer-client-cert-auth", "true"]
+
+
 def serve_argv(cluster: LocalCluster, member: LocalMember) -> list[str]:
     """The command line that runs ``member`` of a local cluster."""
     return [sys.executable, "-m", "raftkv", "serve",
@@ -249,7 +333,7 @@ def serve_argv(cluster: LocalCluster, member: LocalMember) -> list[str]:
             "--initial-advertise-peer-urls", member.peer_url,
             "--initial-cluster", cluster.initial_cluster,
             "--initial-cluster-state", "new",
-            "--initial-cluster-token", cluster.token]
+            "--initial-cluster-token", cluster.token, *_tls_flags(cluster, member)]
 
 
 def _spawn(cluster: LocalCluster, member: LocalMember) -> subprocess.Popen[bytes]:
@@ -271,13 +355,21 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 # -- cluster up ---------------------------------------------------------------------------
 
-def _plan(directory: Path, size: int | None, base_port: int | None) -> LocalCluster:
+def _plan(directory: Path, size: int | None, base_port: int | None,
+          tls: bool | None = None) -> LocalCluster:
     recorded = _read_manifest(directory)
     if recorded is not None:
         if (size not in (None, recorded.size)
                 or base_port not in (None, recorded.base_port)):
             raise CliError(f"{directory} holds a {recorded.size}-member cluster on base port "
                            f"{recorded.base_port}; use those values or another --data-dir")
+        if tls is not None and tls != recorded.tls:
+            made, flag, other = (("with TLS (https://)", "--no-tls", "a plaintext")
+                                 if recorded.tls else
+                                 ("without TLS (http://)", "--tls", "a TLS"))
+            raise CliError(f"{directory} holds a cluster made {made}, and its members keep "
+                           f"their URLs; run 'raftkv cluster up --data-dir {directory}' "
+                           f"without {flag}, or use another --data-dir for {other} cluster")
         return recorded
     size = DEFAULT_SIZE if size is None else size
     base_port = DEFAULT_BASE_PORT if base_port is None else base_port
@@ -287,7 +379,29 @@ def _plan(directory: Path, size: int | None, base_port: int | None) -> LocalClus
         raise ConfigError(f"--base-port={base_port} must leave room for {2 * size} ports "
                           f"in 1024..65535")
     digest = hashlib.sha1(str(directory).encode(), usedforsecurity=False).hexdigest()[:8]
-    return LocalCluster(directory, size, base_port, f"raftkv-local-{digest}")
+    return LocalCluster(directory, size, base_port, f"raftkv-local-{digest}", bool(tls))
+
+
+def _ensure_certs(cluster: LocalCluster) -> bool:
+    """Make the cluster's certificates unless they are all there and valid for another
+    day; True if it made them (the CA in DIR/certs is reused when there)."""
+    from datetime import UTC, datetime, timedelta
+
+    from raftkv import certs
+
+    d = cluster.cert_dir
+    names = [m.name for m in cluster.members]
+    leaves = [d / f"{n}.pem" for n in [*names, CLIENT]]
+    keys = [d / "ca-key.pem", *(d / f"{n}-key.pem" for n in [*names, CLIENT])]
+    soon = datetime.now(UTC) + timedelta(days=1)
+    try:
+        if (all(p.exists() for p in keys) and (d / "ca.pem").exists()
+                and all(certs.load_cert(p).not_valid_after_utc > soon for p in leaves)):
+            return False
+    except (OSError, ConfigError):
+        pass  # missing or unreadable: issue them again
+    certs.init_cluster(d, names, hosts=CERT_HOSTS, clients=(CLIENT,))
+    return True
 
 
 def _check_can_start(cluster: LocalCluster) -> None:
@@ -310,8 +424,9 @@ def _cmd_up(ns: argparse.Namespace) -> int:
     if ns.timeout <= 0:
         raise ConfigError(f"--timeout={ns.timeout} must be positive")
     directory.mkdir(parents=True, exist_ok=True)
-    cluster = _plan(directory, ns.size, ns.base_port)
+    cluster = _plan(directory, ns.size, ns.base_port, ns.tls)
     _check_can_start(cluster)
+    made = _ensure_certs(cluster) if cluster.tls else False
     (directory / MANIFEST).write_text(cluster.to_json())
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -324,10 +439,24 @@ def _cmd_up(ns: argparse.Namespace) -> int:
                 sys.stderr.write(f"--- {member.log} (last lines)\n{_tail(member.log)}\n")
         _stop_started(cluster, procs)
         raise
-    sys.stderr.write(f"raftkv: {cluster.size}-member cluster is up; data and logs in "
+    sys.stderr.write(f"raftkv: {cluster.size}-member cluster is up"
+                     f"{' with mutual TLS' if cluster.tls else ''}; data and logs in "
                      f"{directory}\n")
+    if cluster.tls:
+        sys.stderr.write(f"raftkv: certificates in {cluster.cert_dir} "
+                         f"({'made now' if made else 'reused'}); talk to it with:\n"
+                         + "".join(f"  {line}\n" for line in client_commands(cluster)))
     print(cluster.endpoints)
     return 0
+
+
+def client_commands(cluster: LocalCluster) -> list[str]:
+    """``etcdctl`` and ``raftkv`` with the flags that reach the cluster (TLS files too)."""
+    flags = [f"--endpoints={cluster.endpoints}"]
+    if cluster.tls:
+        ca, cert, key = cluster.client_files()
+        flags += ["--cacert", str(ca), "--cert", str(cert), "--key", str(key)]
+    return [shlex.join([tool, *flags]) for tool in ("etcdctl", "raftkv")]
 
 
 def _wait_ready(cluster: LocalCluster, procs: list[subprocess.Popen[bytes]],
@@ -348,7 +477,7 @@ def _wait_ready(cluster: LocalCluster, procs: list[subprocess.Popen[bytes]],
                 raise CliError(f"the cluster did not answer a linearizable Range on every "
                                f"member within {timeout_s:g}s (last: {last}); see the logs "
                                f"in {cluster.directory}")
-            why = probe(member.client_url, min(1.0, remaining))
+            why = probe(member.client_url, min(1.0, remaining), cluster.client_tls())
             if why is None:
                 ready.add(member.name)
             else:
@@ -369,8 +498,7 @@ def _all_published(cluster: LocalCluster, deadline: float) -> bool:
 
     from raftkv.wire.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 
-    address = cluster.members[0].client_url.removeprefix("http://")
-    with grpc.insecure_channel(address) as channel:
+    with _channel(cluster.members[0].client_url, cluster.client_tls()) as channel:
         stub: Any = rpc_pb2_grpc.ClusterStub  # generated without annotations
         try:
             r = stub(channel).MemberList(rpc_pb2.MemberListRequest(linearizable=True),
@@ -407,10 +535,12 @@ def _cmd_status(ns: argparse.Namespace) -> int:
     for member in cluster.members:
         pid = _running_pid(member)
         recorded = _read_pid(member)
-        why = probe(member.client_url, 2.0) if pid is not None else "not running"
+        why = (probe(member.client_url, 2.0, cluster.client_tls()) if pid is not None
+               else "not running")
         healthy = healthy and why is None
         print(f"{member.name:<{width}}  pid {recorded if recorded is not None else '-':<7}  "
               f"{'alive' if pid is not None else 'dead ':<5}  {member.client_url}  "
+              f"tls {'on ' if cluster.tls else 'off'}  "
               f"range {'ok' if why is None else 'failed (' + why + ')'}")
     return 0 if healthy else 1
 

@@ -27,6 +27,8 @@ in-process transport (the embedding API) implements it by calling the servicers 
 from __future__ import annotations
 
 import itertools
+import socket
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -69,6 +71,20 @@ class Failover(Protocol):
     def failover(self, generation: int) -> None: ...
 
 
+PEEK_TIMEOUT_S = 3.0
+"""How long :attr:`TLS.insecure_skip_verify` waits for a member's TLS handshake."""
+
+
+def _read(path: str | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read TLS file {path!r}: {exc.strerror}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class TLS:
     """TLS settings for :class:`GrpcTransport` (PEM file paths).
@@ -78,27 +94,93 @@ class TLS:
         cert_file: client certificate for mutual TLS (with ``key_file``).
         key_file: the client certificate's private key.
         server_name: override the name checked in the server certificate.
+        insecure_skip_verify: encrypt, but do not verify the server's certificate (etcdctl's
+            ``--insecure-skip-tls-verify``): anyone who can intercept the connection can
+            impersonate the server. gRPC has no switch for it, so before dialing a member the
+            transport makes one TLS handshake to it without verification (blocking, up to
+            :data:`PEEK_TIMEOUT_S`), then trusts exactly the certificate it presented (its
+            validity period is still checked) under a name it carries; ``ca_file`` and
+            ``server_name`` are not used.
     """
 
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
     server_name: str | None = None
+    insecure_skip_verify: bool = False
 
     def credentials(self) -> grpc.ChannelCredentials:
-        def read(path: str | None) -> bytes | None:
-            if path is None:
-                return None
-            try:
-                with open(path, "rb") as f:
-                    return f.read()
-            except OSError as exc:
-                raise ConfigError(f"cannot read TLS file {path!r}: {exc.strerror}") from None
-
+        """Verifying credentials: the server's chain against ``ca_file`` (or the system
+        roots), and the client certificate when given."""
         if (self.cert_file is None) != (self.key_file is None):
             raise ConfigError("TLS: give both cert_file and key_file, or neither")
-        return grpc.ssl_channel_credentials(read(self.ca_file), read(self.key_file),
-                                            read(self.cert_file))
+        return grpc.ssl_channel_credentials(_read(self.ca_file), _read(self.key_file),
+                                            _read(self.cert_file))
+
+    def pinned(self, endpoint: str,
+               timeout_s: float = PEEK_TIMEOUT_S) -> tuple[grpc.ChannelCredentials, str | None]:
+        """For :attr:`insecure_skip_verify`: credentials that trust exactly the certificate
+        ``endpoint`` presents now, and a name that certificate carries (to check it against
+        with ``grpc.ssl_target_name_override``).
+
+        BoringSSL (gRPC) accepts a leaf certificate given as the only trusted root as the
+        whole chain, so its issuer is never looked for.
+
+        Raises:
+            OSError: no TLS handshake with ``endpoint`` (``ssl.SSLError`` included).
+        """
+        der = peek_certificate(endpoint, self, timeout_s)
+        root = ssl.DER_cert_to_PEM_cert(der).encode()
+        creds = grpc.ssl_channel_credentials(root, _read(self.key_file), _read(self.cert_file))
+        return creds, certificate_name(der)
+
+
+def _host_port(endpoint: str) -> tuple[str, int]:
+    host, _, port = endpoint.rpartition(":")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def peek_certificate(endpoint: str, tls: TLS, timeout_s: float = PEEK_TIMEOUT_S) -> bytes:
+    """The DER certificate ``endpoint`` presents in a TLS handshake made *without*
+    verifying it (ALPN ``h2``; the client certificate of ``tls`` when it has one, which a
+    TLS 1.2 server requiring client certificates needs before it completes the handshake).
+
+    Raises:
+        OSError: no connection or no handshake (``ssl.SSLError`` included).
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["h2"])
+    if tls.cert_file and tls.key_file:
+        ctx.load_cert_chain(tls.cert_file, tls.key_file)
+    host, port = _host_port(endpoint)
+    with socket.create_connection((host, port), timeout=timeout_s) as sock, \
+            ctx.wrap_socket(sock, server_hostname=tls.server_name or host) as conn:
+        der = conn.getpeercert(binary_form=True)
+    if not der:
+        raise ssl.SSLError(f"{endpoint} presented no certificate")
+    return der
+
+
+def certificate_name(der: bytes) -> str | None:
+    """A name the certificate is valid for: its first DNS name (a wildcard's with a label
+    put in), else its first IP address, else its common name; ``None`` if it has none."""
+    from cryptography import x509
+
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        dns, ips = [], []
+    else:
+        dns, ips = san.get_values_for_type(x509.DNSName), san.get_values_for_type(x509.IPAddress)
+    if dns:
+        return "skip-verify." + dns[0][2:] if dns[0].startswith("*.") else dns[0]
+    if ips:
+        return str(ips[0])
+    cns = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(cns[0].value) if cns else None
 
 
 def parse_endpoints(endpoints: str | Sequence[str]) -> tuple[list[str], bool]:
@@ -150,15 +232,19 @@ class GrpcTransport:
         self.endpoints, secure = parse_endpoints(endpoints)
         if secure and tls is None:
             tls = TLS()
-        self._creds = tls.credentials() if tls is not None else None
-        self._options = [("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                         ("grpc.max_send_message_length", 16 * 1024 * 1024),
-                         ("grpc.initial_reconnect_backoff_ms", 100),
-                         ("grpc.max_reconnect_backoff_ms", 1000), *options]
-        if tls is not None and tls.server_name:
+        self._tls = tls
+        self._creds = tls.credentials() if tls is not None else None  # checks the files
+        self._base_options = [("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                              ("grpc.max_send_message_length", 16 * 1024 * 1024),
+                              ("grpc.initial_reconnect_backoff_ms", 100),
+                              ("grpc.max_reconnect_backoff_ms", 1000), *options]
+        self._options = list(self._base_options)
+        if tls is not None and tls.server_name and not tls.insecure_skip_verify:
             self._options.append(("grpc.ssl_target_name_override", tls.server_name))
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, _Stubs] = {}
+        self._unpinned: set[str] = set()  # skip-verify endpoints whose handshake failed
+        self._retired: list[grpc.aio.Channel] = []
         self._current = 0
         self._generation = itertools.count()
         self.generation = next(self._generation)
@@ -173,17 +259,39 @@ class GrpcTransport:
         ep = self.endpoint
         stubs = self._stubs.get(ep)
         if stubs is None:
-            if self._creds is not None:
-                ch = grpc.aio.secure_channel(ep, self._creds, options=self._options)
-            else:
-                ch = grpc.aio.insecure_channel(ep, options=self._options)
+            ch = self._dial(ep)
             self._channels[ep] = ch
             stubs = self._stubs[ep] = _Stubs(ch)
         return stubs
 
+    def _dial(self, ep: str) -> grpc.aio.Channel:
+        if self._creds is None:
+            return grpc.aio.insecure_channel(ep, options=self._options)
+        creds, options = self._creds, self._options
+        if self._tls is not None and self._tls.insecure_skip_verify:
+            try:
+                creds, name = self._tls.pinned(ep)
+            except OSError:  # down or not TLS: this channel fails; re-peek after failover
+                self._unpinned.add(ep)
+            else:
+                self._unpinned.discard(ep)
+                options = list(self._base_options)
+                if name:
+                    options.append(("grpc.ssl_target_name_override", name))
+        return grpc.aio.secure_channel(ep, creds, options=options)
+
     def failover(self, generation: int) -> None:
         """Move to the next member, unless another failed call already moved us."""
-        if generation != self.generation or len(self.endpoints) == 1:
+        if generation != self.generation:
+            return
+        ep = self.endpoint
+        if ep in self._unpinned:  # dial it afresh next time (a new handshake to peek at)
+            self._unpinned.discard(ep)
+            self._stubs.pop(ep, None)
+            ch = self._channels.pop(ep, None)
+            if ch is not None:
+                self._retired.append(ch)
+        if len(self.endpoints) == 1:
             return
         self._current = (self._current + 1) % len(self.endpoints)
         self.generation = next(self._generation)
@@ -197,7 +305,8 @@ class GrpcTransport:
     maintenance = property(lambda self: self._get().maintenance)
 
     async def close(self) -> None:
-        for ch in self._channels.values():
+        for ch in [*self._channels.values(), *self._retired]:
             await ch.close()
         self._channels.clear()
+        self._retired.clear()
         self._stubs.clear()

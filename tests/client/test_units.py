@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+
 import grpc
 import pytest
+from cryptography.hazmat.primitives import serialization
 
+from raftkv import certs
 from raftkv import errors as e
-from raftkv.client import Compare, Op, RetryPolicy, Txn
+from raftkv.client import TLS, Compare, GrpcTransport, Op, RetryPolicy, Txn
 from raftkv.client._errors import classify, never_sent
-from raftkv.client._transport import parse_endpoints
+from raftkv.client._transport import certificate_name, parse_endpoints
 from raftkv.client.types import prefix_end
 from raftkv.wire.pb.etcdserverpb import rpc_pb2
 
@@ -91,3 +96,85 @@ def test_an_empty_prefix_means_every_key_as_in_clientv3() -> None:
     assert (c.key, c.range_end) == everything
     r = Op.get("a/", prefix=True).request.request_range
     assert (r.key, r.range_end) == (b"a/", b"a0")
+
+
+
+# -- TLS without verification (insecure_skip_verify): in-process servers, real handshakes ---
+
+def _range_server(leaf: certs.Issued, port: int = 0) -> tuple[grpc.aio.Server, str]:
+    """A grpc.aio server over TLS with ``leaf`` that answers KV.Range (count 7)."""
+    async def range_(request: rpc_pb2.RangeRequest, context: object) -> rpc_pb2.RangeResponse:
+        return rpc_pb2.RangeResponse(count=7)
+
+    handler = grpc.method_handlers_generic_handler("etcdserverpb.KV", {
+        "Range": grpc.unary_unary_rpc_method_handler(
+            range_, request_deserializer=rpc_pb2.RangeRequest.FromString,
+            response_serializer=rpc_pb2.RangeResponse.SerializeToString)})
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((handler,))
+    creds = grpc.ssl_server_credentials([(leaf.key_pem(), leaf.cert_pem())])
+    bound = server.add_secure_port(f"127.0.0.1:{port}", creds)
+    return server, f"127.0.0.1:{bound}"
+
+
+def test_skip_verify_trusts_each_members_own_certificate() -> None:
+    async def main() -> None:
+        ca = certs.make_ca()  # a CA the client does not know: verification fails
+        servers = [_range_server(certs.issue(ca, f"n{i}", hosts=("localhost",)))
+                   for i in (1, 2)]
+        for server, _ in servers:
+            await server.start()
+        eps = [ep for _, ep in servers]
+        try:
+            skip = GrpcTransport(eps, tls=TLS(insecure_skip_verify=True))
+            for _ in eps:  # each member presents its own certificate, pinned per member
+                got = await skip.kv.Range(rpc_pb2.RangeRequest(key=b"k"), timeout=5)
+                assert got.count == 7
+                skip.failover(skip.generation)
+            await skip.close()
+            strict = GrpcTransport(eps[:1], tls=TLS())  # the system roots: refused
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await strict.kv.Range(rpc_pb2.RangeRequest(key=b"k"), timeout=2)
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+            await strict.close()
+        finally:
+            for server, _ in servers:
+                await server.stop(None)
+
+    asyncio.run(main())
+
+
+def test_skip_verify_peeks_again_after_a_failover() -> None:
+    async def main() -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        t = GrpcTransport(f"127.0.0.1:{port}", tls=TLS(insecure_skip_verify=True))
+        with pytest.raises(grpc.aio.AioRpcError):  # nothing listens yet: nothing to peek at
+            await t.kv.Range(rpc_pb2.RangeRequest(key=b"k"), timeout=1)
+        # a certificate for another address: only the name it carries is checked
+        server, _ = _range_server(certs.issue(certs.make_ca(), "n1", hosts=("10.9.8.7",)),
+                                  port)
+        await server.start()
+        try:
+            t.failover(t.generation)  # what the client does after UNAVAILABLE
+            got = await t.kv.Range(rpc_pb2.RangeRequest(key=b"k"), timeout=5)
+            assert got.count == 7
+        finally:
+            await t.close()
+            await server.stop(None)
+
+    asyncio.run(main())
+
+
+def test_certificate_name_is_one_the_certificate_carries() -> None:
+    ca = certs.make_ca()
+
+    def name(hosts: tuple[str, ...], cn: str = "member") -> str | None:
+        leaf = certs.issue(ca, cn, hosts=hosts, server=bool(hosts))
+        return certificate_name(leaf.cert.public_bytes(serialization.Encoding.DER))
+
+    assert name(("10.0.0.1", "db.example.com")) == "db.example.com"
+    assert name(("*.rk.example.com",)) == "skip-verify.rk.example.com"
+    assert name(("::1",)) == "::1"
+    assert name((), "client") == "client"
