@@ -41,7 +41,8 @@ def _port_free(port: int) -> bool:
 def test_the_tour_has_the_promised_steps() -> None:
     text = "\n".join(tour_commands())
     for step in ("./dev up", "raftkv put", "etcdctl", "raftkv status", "raftkv lock",
-                 "raftkv txn", "examples/embed_tour.py", "raftkv snapshot save", "./dev down"):
+                 "raftkv txn", "examples/embed_tour.py", "raftkv snapshot save", "./dev down",
+                 "cluster up --tls", "--cacert"):
         assert step in text, step
 
 
@@ -52,8 +53,9 @@ def test_readme_tour_runs(tmp_path: Path) -> None:
         pytest.skip("ports 23790-23795 are in use (is ./dev up running?)")
     bin_dir = Path(sys.executable).parent
     data = tmp_path / "cluster"
-    script = ["set -euo pipefail", f"trap '{bin_dir}/raftkv cluster down --data-dir {data} "
-              ">/dev/null 2>&1 || true' EXIT"]
+    down = [f"{bin_dir}/raftkv cluster down --data-dir {d} >/dev/null 2>&1 || true"
+            for d in (data, tmp_path / "raftkv-tls")]
+    script = ["set -euo pipefail", f"trap '{'; '.join(down)}' EXIT"]
     for line in tour_commands():
         # /tmp/ first: the substituted paths below live under /tmp themselves
         line = line.replace("/tmp/", f"{tmp_path}/").replace(".venv/bin/", f"{bin_dir}/")
@@ -71,3 +73,4 @@ def test_readme_tour_runs(tmp_path: Path) -> None:
     assert "SUCCESS\n\nOK\nhallo\n" in out
     assert re.search(r"holding jobs/nightly/\w+ with fencing token \d+", out)
     assert (tmp_path / "raftkv-tour.db").stat().st_size > 0
+    assert out.endswith("sealed\n") or "\nsealed\n" in out  # over mutual TLS
