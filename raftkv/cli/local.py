@@ -39,10 +39,6 @@ if TYPE_CHECKING:
 
     from raftkv.client import TLS
 
-# raftkv/cli/__init__.py imports this module first, before anything imports grpc, whose C
-# core reads GRPC_VERBOSITY once, at import: keep it from printing its own copies of the
-# errors the commands report in one line (a failed TLS handshake, say) unless asked to.
-os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 __all__ = ["LocalCluster", "LocalMember", "add_cluster", "is_member_process", "serve_argv"]
 
