@@ -23,6 +23,7 @@ Every error raftkv raises on purpose derives from :class:`RaftKVError`::
     ├── ConflictError             an STM function kept conflicting until it ran out of retries
     ├── NoSpaceError              the backend quota is exhausted ("database space exceeded")
     ├── PermissionDeniedError     authentication / authorisation refused the request
+    │   └── AuthError             an auth request or check failed (etcd's exact message)
     ├── ClusterError              a membership request was refused (member not found, ...)
     ├── WatchCanceledError        the server cancelled a watch for another reason
     └── ClosedError               the client was closed
@@ -138,6 +139,31 @@ class NoSpaceError(RaftKVError):
 
 class PermissionDeniedError(RaftKVError):
     """Authentication or authorisation refused the request."""
+
+
+class AuthError(PermissionDeniedError):
+    """An auth request or an auth check failed. The message is etcd's, byte for byte (one of
+    the ``AUTH_*`` constants below); the gRPC code goes with it (:mod:`raftkv.wire.status`)."""
+
+
+AUTH_ROOT_USER_NOT_EXIST = "etcdserver: root user does not exist"
+AUTH_ROOT_ROLE_NOT_EXIST = "etcdserver: root user does not have root role"
+AUTH_USER_ALREADY_EXIST = "etcdserver: user name already exists"
+AUTH_USER_EMPTY = "etcdserver: user name is empty"
+AUTH_USER_NOT_FOUND = "etcdserver: user name not found"
+AUTH_ROLE_ALREADY_EXIST = "etcdserver: role name already exists"
+AUTH_ROLE_NOT_FOUND = "etcdserver: role name not found"
+AUTH_ROLE_EMPTY = "etcdserver: role name is empty"
+AUTH_FAILED = "etcdserver: authentication failed, invalid user ID or password"
+AUTH_PERMISSION_NOT_GIVEN = "etcdserver: permission not given"
+AUTH_PERMISSION_DENIED = "etcdserver: permission denied"
+AUTH_ROLE_NOT_GRANTED = "etcdserver: role is not granted to the user"
+AUTH_PERMISSION_NOT_GRANTED = "etcdserver: permission is not granted to the role"
+AUTH_NOT_ENABLED = "etcdserver: authentication is not enabled"
+AUTH_INVALID_TOKEN = "etcdserver: invalid auth token"
+AUTH_INVALID_MGMT = "etcdserver: invalid auth management"
+AUTH_OLD_REVISION = "etcdserver: revision of auth store is old"
+AUTH_NO_PASSWORD_USER = "auth: authentication failed, password was given for no password user"
 
 
 class ClusterError(RaftKVError):

@@ -67,6 +67,11 @@ _TLS_FLAGS: tuple[tuple[str, str, str], ...] = (
      "TLS 1.2 cipher suites, Go's names, comma-separated (default: OpenSSL's secure set)"),
     ("--tls-min-version", "VERSION", "TLS1.2 or TLS1.3 (default: TLS1.2)"),
     ("--tls-max-version", "VERSION", "TLS1.2 or TLS1.3 (default: TLS1.3)"),
+    ("--auth-token", "simple", "token provider once auth is enabled (default: simple)"),
+)
+_AUTH_INT_FLAGS: tuple[tuple[str, str], ...] = (
+    ("--auth-token-ttl", "seconds a simple token lives after its last use (default: 300)"),
+    ("--bcrypt-cost", "bcrypt cost of stored password hashes, 4..31 (default: 10)"),
 )
 _TLS_BOOL_FLAGS: tuple[tuple[str, str], ...] = (
     ("--client-cert-auth", "require client certificates signed by --trusted-ca-file"),
@@ -106,6 +111,8 @@ def add_tls_flags(p: argparse.ArgumentParser) -> None:
     for flag, text in _TLS_BOOL_FLAGS:
         g.add_argument(flag, nargs="?", const="true", metavar="true|false",
                        default=argparse.SUPPRESS, help=text)
+    for flag, text in _AUTH_INT_FLAGS:
+        g.add_argument(flag, metavar="N", type=int_flag, default=argparse.SUPPRESS, help=text)
 
 
 def add_snapshot_restore(ssub: Any) -> None:

@@ -24,11 +24,13 @@ from raftkv.raft.config import Config
 from raftkv.raft.rawnode import RawNode
 from raftkv.raft.types import ConfState, HardState, Snapshot, SnapshotMeta
 from raftkv.server import collector
+from raftkv.server.auth import Gate, Tokens
 from raftkv.server.config import Endpoint, ServerConfig, canonical_url, parse_url
 from raftkv.server.lease_keeper import LeaseKeeper
 from raftkv.server.local_channel import LocalServer
 from raftkv.server.members import MemberInfo, MemberRegistry
 from raftkv.server.node import DriverConfig, NodeDriver, split_snapshot_data
+from raftkv.server.services.auth import AuthService
 from raftkv.server.services.cluster import ClusterService, Membership
 from raftkv.server.services.election import ElectionService
 from raftkv.server.services.kv import Header, KVService
@@ -108,6 +110,8 @@ class NodeSpec:
     peer_tls: TLSInfo = field(default_factory=lambda: TLSInfo("peer"))
     tls_policy: TLSPolicy = field(default_factory=TLSPolicy)
     tls_handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S
+    auth_token_ttl_s: int = 300
+    bcrypt_cost: int = 10
     warnings: tuple[str, ...] = ()
     """Said in the log at every start (plaintext served beside certificates, say)."""
 
@@ -227,10 +231,12 @@ class Server:
         membership = self.membership
         assert membership is not None
         assert self.store is not None
-        client = grpc.aio.server(options=client_server_options(spec.max_request_bytes))
+        gate = self._gate(driver)
+        client = grpc.aio.server(options=client_server_options(spec.max_request_bytes),
+                                 interceptors=[gate.interceptor()])
         # in-process callers (raftkv.embed) reach the same handlers
         self.local = LocalServer()
-        for add, servicer in self._client_services(driver, membership):
+        for add, servicer in self._client_services(driver, membership, gate.tokens):
             add(servicer, client)
             add(servicer, self.local)
         addrs = (spec.client_addr, *spec.extra_client_addrs)
@@ -242,7 +248,25 @@ class Server:
         await client.start()
         self._peer_server, self._client_server = peer, client
 
-    def _client_services(self, driver: NodeDriver, membership: Membership
+    def _gate(self, driver: NodeDriver) -> Gate:
+        """Authentication for the client port (a token, else the certificate's CN with
+        --client-cert-auth)."""
+        sm = driver.sm
+
+        async def wait_applied(index: int) -> None:
+            await driver.read_barrier()
+
+        def cn_of(peer: str) -> str | None:
+            front = self.fronts.get("client")
+            ident = front.identity(peer) if front is not None else None
+            return ident.common_name if ident is not None else None
+
+        tokens = Tokens(lambda: sm.auth, lambda: sm.applied_index, wait_applied,
+                        ttl_s=self.spec.auth_token_ttl_s)
+        use_cn = self.spec.client_tls.client_cert_auth
+        return Gate(lambda: sm.auth, tokens, cn_of if use_cn else None)
+
+    def _client_services(self, driver: NodeDriver, membership: Membership, tokens: Tokens
                          ) -> list[tuple[Callable[[Any, Any], None], object]]:
         """The etcd API servicers, each with the generated function that registers it."""
         spec = self.spec
@@ -262,7 +286,7 @@ class Server:
         maintenance = MaintenanceService(header, self._db_size, membership, self.store.backend,
                                          self.store.engine.compact_range)
         watch = WatchService(hub, header, lambda: driver.lead != 0,
-                             spec.tick_interval_s * spec.election_ticks)
+                             spec.tick_interval_s * spec.election_ticks, driver.sm)
         return [
             (rpc_pb2_grpc.add_KVServicer_to_server,
              KVService(driver, header, spec.max_request_bytes, spec.max_txn_ops, no_space)),
@@ -275,6 +299,8 @@ class Server:
             (v3lock_pb2_grpc.add_LockServicer_to_server, LockService(recipes, header)),
             (v3election_pb2_grpc.add_ElectionServicer_to_server,
              ElectionService(recipes, header)),
+            (rpc_pb2_grpc.add_AuthServicer_to_server,
+             AuthService(driver, header, tokens, spec.bcrypt_cost)),
         ]
 
     def _build_tls(self) -> None:
@@ -519,6 +545,7 @@ def spec_from_config(cfg: ServerConfig) -> NodeSpec:
         client_secure=tuple(e.secure for e in listen),
         peer_secure=cfg.listen_peer_endpoints[0].secure,
         client_tls=cfg.client_tls, peer_tls=cfg.peer_tls, tls_policy=cfg.tls_policy,
+        auth_token_ttl_s=cfg.auth_token_ttl, bcrypt_cost=cfg.bcrypt_cost,
         warnings=tuple(warnings),
     )
 

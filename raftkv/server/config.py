@@ -286,6 +286,9 @@ class ServerConfig:
     cipher_suites: tuple[str, ...] = ()
     tls_min_version: str = "TLS1.2"
     tls_max_version: str = ""
+    auth_token: str = "simple"
+    auth_token_ttl: int = 300
+    bcrypt_cost: int = 10
 
     def __post_init__(self) -> None:
         # Derived defaults, filled once at construction (the instance is frozen after).
@@ -441,6 +444,7 @@ class ServerConfig:
         self._validate_urls()
         self._validate_cluster()
         self._validate_numbers()
+        self._validate_auth()
         if self.log_level.lower() not in LOG_LEVELS:
             raise ConfigError(f"--log-level={self.log_level!r} is not one of "
                               "debug, info, warn, error")
@@ -506,6 +510,21 @@ class ServerConfig:
         if not self.initial_cluster_token.strip():
             raise ConfigError("--initial-cluster-token is empty; give a name unique to "
                               "this cluster")
+
+    def _validate_auth(self) -> None:
+        kind = self.auth_token.split(",", 1)[0].strip()
+        if kind == "jwt":
+            raise ConfigError("--auth-token=jwt,...: JWT tokens are not supported yet; use "
+                              "--auth-token=simple")
+        if kind != "simple":
+            raise ConfigError(f"--auth-token={self.auth_token!r} is not a token provider; "
+                              "use --auth-token=simple")
+        if not 4 <= self.bcrypt_cost <= 31:
+            raise ConfigError(f"--bcrypt-cost={self.bcrypt_cost} is out of range; use 4..31 "
+                              "(default 10)")
+        if self.auth_token_ttl <= 0:
+            raise ConfigError(f"--auth-token-ttl={self.auth_token_ttl} must be positive "
+                              "(seconds; default 300)")
 
     def _validate_numbers(self) -> None:
         positive = {
@@ -578,6 +597,9 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "cipher-suites": ("cipher_suites", _LIST),
     "tls-min-version": ("tls_min_version", _STR),
     "tls-max-version": ("tls_max_version", _STR),
+    "auth-token": ("auth_token", _STR),
+    "auth-token-ttl": ("auth_token_ttl", _INT),
+    "bcrypt-cost": ("bcrypt_cost", _INT),
 }
 #: The option names accepted as flags and as TOML keys (dashes or underscores).
 OPTION_KEYS: tuple[str, ...] = tuple(_OPTIONS)

@@ -116,7 +116,7 @@ class LeaseKeeper:
             if not self._still_leader(term):
                 return
             batch = tuple(items[i:i + CHECKPOINT_BATCH])
-            await d.propose(LeaseCheckpoint(batch, now))
+            await d.propose(LeaseCheckpoint(batch, now), internal=True)
         if self._still_leader(term):
             self._rebased_term = term
             log.info("leader in term %d: re-based %d leases on this member's clock",
@@ -128,7 +128,7 @@ class LeaseKeeper:
         if not due or not self._still_leader(term):
             return
         log.info("revoking %d expired leases", len(due))
-        results = await asyncio.gather(*(d.propose(LeaseRevoke(i)) for i in due),
+        results = await asyncio.gather(*(d.propose(LeaseRevoke(i), internal=True) for i in due),
                                        return_exceptions=True)
         for r in results:
             if isinstance(r, BaseException) and not isinstance(r, RaftKVError):

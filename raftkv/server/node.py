@@ -38,6 +38,7 @@ from raftkv.raft.types import (
     Message,
     StateRole,
 )
+from raftkv.server.auth_context import PRINCIPAL
 from raftkv.state import codec
 from raftkv.state.commands import Command, Event, Request, Response
 from raftkv.state.machine import StateMachine, encode_snapshot
@@ -201,21 +202,27 @@ class NodeDriver:
         self._reports.append(lambda raw: raw.report_snapshot(member_id, ok))
         self._wake.set()
 
-    async def propose(self, op: Command, request_id: tuple[int, int, int] | None = None
-                      ) -> Response:
+    async def propose(self, op: Command, request_id: tuple[int, int, int] | None = None,
+                      *, internal: bool = False) -> Response:
         """Propose ``op`` through Raft; return its result once applied on this member.
 
         ``request_id`` is a client's ``(client_id, seq, ack)``: the state machine applies a
         retried request once and answers every copy with the first result. A fresh nonce
-        keeps each proposal's bytes (the key of its waiter here) unique.
+        keeps each proposal's bytes (the key of its waiter here) unique. The request is
+        stamped with the caller of the RPC being served (:data:`~raftkv.server.auth.
+        PRINCIPAL`), checked at apply when auth is on; ``internal`` marks the member's own
+        proposals (lease expiry, checkpoints, issued tokens), which no user makes.
         """
         self._check_running()
         n = next(self._seq)
+        p = PRINCIPAL.get()
+        user, rev = (p.user, p.revision) if p is not None else ("", 0)
         if request_id is None:
-            request = Request(client_id=0, seq=n, op=op)
+            request = Request(0, n, op, user=user, auth_revision=rev, internal=internal)
         else:
             cid, seq, ack = request_id
-            request = Request(cid, seq, op, ack=ack, nonce=n)
+            request = Request(cid, seq, op, ack=ack, nonce=n, user=user, auth_revision=rev,
+                              internal=internal)
         data = codec.encode_request(request)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Response | None] = loop.create_future()

@@ -52,6 +52,10 @@ _TYPES: tuple[type, ...] = (
     c.KeyValue, c.Event, c.RangeResult, c.PutResult, c.DeleteResult, c.TxnResult,
     c.CompactResult, c.LeaseGrantResult, c.LeaseRevokeResult, c.LeaseRenewResult,
     c.LeaseCheckpointResult, c.ErrorResult,
+    c.Permission, c.AuthEnable, c.AuthDisable, c.UserAdd, c.UserDelete,
+    c.UserChangePassword, c.UserGrantRole, c.UserRevokeRole, c.RoleAdd, c.RoleDelete,
+    c.RoleGrantPermission, c.RoleRevokePermission, c.TokenIssue, c.UserRecord, c.RoleRecord,
+    c.TokenRecord, c.AuthResult,
 )  # fmt: skip
 _TAG_OF: dict[type, int] = {t: i for i, t in enumerate(_TYPES)}
 

@@ -219,6 +219,162 @@ class LeaseCheckpoint:
     now_ms: int
 
 
+# --------------------------------------------------------------------------- auth
+# etcd's Auth API (authpb, AuthUserAddRequest ...). Passwords never appear: the member that
+# receives one hashes it (bcrypt) before proposing, and a token is recorded by its SHA-256.
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class Permission:
+    """``authpb.Permission``: ``perm`` is READ (0), WRITE (1) or READWRITE (2)."""
+
+    key: bytes
+    range_end: bytes = b""
+    perm: int = 0
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class AuthEnable:
+    """``AuthEnableRequest``."""
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class AuthDisable:
+    """``AuthDisableRequest``."""
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class UserAdd:
+    """``AuthUserAddRequest``, with the bcrypt hash in place of the password."""
+
+    name: str
+    password_hash: bytes = b""
+    no_password: bool = False
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class UserDelete:
+    name: str
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class UserChangePassword:
+    name: str
+    password_hash: bytes
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class UserGrantRole:
+    user: str
+    role: str
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class UserRevokeRole:
+    name: str
+    role: str
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class RoleAdd:
+    name: str
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class RoleDelete:
+    role: str
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class RoleGrantPermission:
+    """``AuthRoleGrantPermissionRequest``; ``perm`` None: etcd's "permission not given"."""
+
+    name: str
+    perm: Permission | None = None
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class RoleRevokePermission:
+    role: str
+    key: bytes
+    range_end: bytes = b""
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class TokenIssue:
+    """A simple token handed to ``user`` after its password checked out on the proposing
+    member: recorded by SHA-256 (never the token), so that every member accepts it once
+    it applied this entry. ``now_ms`` is the proposer's clock (the issue time)."""
+
+    user: str
+    token_hash: bytes
+    now_ms: int
+
+
+AuthCommand = (
+    AuthEnable
+    | AuthDisable
+    | UserAdd
+    | UserDelete
+    | UserChangePassword
+    | UserGrantRole
+    | UserRevokeRole
+    | RoleAdd
+    | RoleDelete
+    | RoleGrantPermission
+    | RoleRevokePermission
+    | TokenIssue
+)
+
+
+# Auth records, as the backend stores them (see raftkv/state/auth.py).
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """``authpb.User``; ``generation`` counts password changes (a token names the
+    generation it was issued for)."""
+
+    name: str
+    password_hash: bytes = b""
+    roles: tuple[str, ...] = ()
+    no_password: bool = False
+    generation: int = 0
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class RoleRecord:
+    """``authpb.Role``: permissions sorted by ``(key, range_end)``."""
+
+    name: str
+    perms: tuple[Permission, ...] = ()
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A simple token's user, that user's generation when it was issued, and the time."""
+
+    user: str
+    generation: int
+    issued_ms: int
+
+
 Command = (
     Range
     | Put
@@ -229,6 +385,18 @@ Command = (
     | LeaseRevoke
     | LeaseRenew
     | LeaseCheckpoint
+    | AuthEnable
+    | AuthDisable
+    | UserAdd
+    | UserDelete
+    | UserChangePassword
+    | UserGrantRole
+    | UserRevokeRole
+    | RoleAdd
+    | RoleDelete
+    | RoleGrantPermission
+    | RoleRevokePermission
+    | TokenIssue
 )
 """Everything that can be proposed. A :class:`Range` through the log is a linearizable read."""
 
@@ -253,6 +421,13 @@ class Request:
     op: Command
     ack: int = 0
     nonce: int = 0
+    user: str = ""
+    """Who asks, when auth is on (from its token or certificate); "" for no one."""
+    auth_revision: int = 0
+    """The auth revision the member saw when it resolved ``user`` (etcd's stamp)."""
+    internal: bool = False
+    """Proposed by the member itself (lease expiry, checkpoints, issued tokens): not
+    subject to permissions."""
 
 
 # --------------------------------------------------------------------------- results
@@ -389,6 +564,16 @@ class ErrorCode(IntEnum):
     LEASE_EXISTS = 4
     LEASE_TTL_TOO_LARGE = 5
     STALE_REQUEST = 6
+    AUTH = 7
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class AuthResult:
+    """The result of an auth command: the store revision and the new auth revision."""
+
+    revision: int
+    auth_revision: int = 0
 
 
 @fast_init
@@ -415,6 +600,7 @@ Response = (
     | LeaseRevokeResult
     | LeaseRenewResult
     | LeaseCheckpointResult
+    | AuthResult
     | ErrorResult
 )
 """The result of applying any :data:`Command`."""

@@ -20,13 +20,22 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from raftkv._frozen import fast_init
-from raftkv.errors import CompactedError, InvalidRequestError, LeaseNotFoundError, RaftKVError
+from raftkv.errors import (
+    AuthError,
+    CompactedError,
+    InvalidRequestError,
+    LeaseNotFoundError,
+    RaftKVError,
+)
 from raftkv.state import codec, schema
+from raftkv.state.auth import AUTH_COMMANDS, AuthStore
 from raftkv.state.backend import Backend, WriteBatch, WriteBuffer
 from raftkv.state.commands import (
+    AuthResult,
     Command,
     Compact,
     CompactResult,
+    DeleteRange,
     ErrorCode,
     ErrorResult,
     Event,
@@ -38,6 +47,7 @@ from raftkv.state.commands import (
     LeaseRenewResult,
     LeaseRevoke,
     LeaseRevokeResult,
+    Put,
     Range,
     RangeResult,
     Request,
@@ -65,6 +75,7 @@ _ERROR_CODES: tuple[tuple[type[RaftKVError], ErrorCode], ...] = (
     (LeaseNotFoundError, ErrorCode.LEASE_NOT_FOUND),
     (LeaseExistsError, ErrorCode.LEASE_EXISTS),
     (LeaseTTLTooLargeError, ErrorCode.LEASE_TTL_TOO_LARGE),
+    (AuthError, ErrorCode.AUTH),
 )
 _EXPECTED_ERRORS = tuple(cls for cls, _ in _ERROR_CODES)
 
@@ -145,6 +156,8 @@ class StateMachine:
         self._mvcc = MVCCStore(self._buffer)
         self._leases = LeaseTable(self._buffer)
         self._dedup = DedupTable(self._buffer)
+        self.auth = AuthStore(self._buffer)
+        """Users, roles, permissions and tokens (read it; only entries change it)."""
         self._applied = 0
         self._reload(mvcc_loaded=True)
 
@@ -252,7 +265,7 @@ class StateMachine:
             self._write(batch, index)
             return Applied(index, cached)
         txn = self._mvcc.begin()
-        result = self._execute(txn, request.op)
+        result = self._execute(txn, request, batch)
         if not isinstance(result, ErrorResult):
             txn.commit(batch)
         if request.client_id != 0:
@@ -263,10 +276,19 @@ class StateMachine:
             return Applied(index, result, tuple(txn.events))
         return Applied(index, result)
 
-    def _execute(self, txn: WriteTxn, op: Command) -> Response:
+    def lease_keys(self, lease_id: int) -> Iterable[bytes]:
+        """The keys attached to a lease (none if it does not exist)."""
+        lease = self._leases.get(lease_id)
+        return () if lease is None else tuple(lease.keys)
+
+    def _execute(self, txn: WriteTxn, request: Request, batch: WriteBatch) -> Response:
         """Run ``op``; a deterministic failure leaves memory unchanged and is the result."""
+        op = request.op
         try:
             validate(op, self._max_txn_ops)
+            self.auth.authorize(request, self.lease_keys)
+            if isinstance(op, AUTH_COMMANDS):
+                return AuthResult(txn.revision, self.auth.apply(batch, op))  # type: ignore[arg-type]
             result = self._dispatch(txn, op)
             self._leases.observe(txn.lease_changes)
         except _EXPECTED_ERRORS as exc:
@@ -296,6 +318,7 @@ class StateMachine:
         if isinstance(op, LeaseCheckpoint):
             leases.checkpoint(txn, op)
             return LeaseCheckpointResult(txn.revision)
+        assert isinstance(op, Range | Put | DeleteRange | Txn)
         return execute(txn, op, leases.__contains__)
 
     def _write(self, batch: WriteBatch, index: int) -> None:
@@ -344,6 +367,7 @@ class StateMachine:
             self._mvcc.reload()
         self._leases.reload(self._mvcc.live_kvs())
         self._dedup.reload()
+        self.auth.reload()
         raw = self._backend.get(schema.META_APPLIED)
         self._applied = 0 if raw is None else schema.decode_i64(raw)
 

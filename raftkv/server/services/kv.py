@@ -14,6 +14,7 @@ import grpc
 
 from raftkv.errors import InvalidRequestError, RaftKVError
 from raftkv.server import failpoints
+from raftkv.server.auth import check_read
 from raftkv.server.node import NodeDriver
 from raftkv.state.commands import (
     Command,
@@ -169,6 +170,7 @@ class KVService(rpc_pb2_grpc.KVServicer):
             op = ec.range_from_pb(request)
             if not request.serializable and not failpoints.active("kv-stale-read"):
                 await self.driver.read_barrier()
+            check_read(self.driver.sm, op)
             result = self.driver.sm.range(op)
             return ec.range_result_to_pb(result, self.header())
         return await guarded(context, run)
@@ -206,6 +208,7 @@ class KVService(rpc_pb2_grpc.KVServicer):
                 return ec.txn_result_to_pb(result, self.header(result.revision))
             if not txn_serializable(txn) and not failpoints.active("kv-stale-read"):
                 await self.driver.read_barrier()
+            check_read(self.driver.sm, txn)
             result = self.driver.sm.read_txn(txn)
             return ec.txn_result_to_pb(result, self.header(result.revision))
         return await guarded(context, run)

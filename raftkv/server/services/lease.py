@@ -17,9 +17,11 @@ from collections.abc import AsyncIterator, Callable
 import grpc
 
 from raftkv.errors import LeaseNotFoundError, RaftKVError
+from raftkv.server.auth import check_needs
 from raftkv.server.lease_keeper import clock_ms
 from raftkv.server.node import NodeDriver, RequestTimeoutError
 from raftkv.server.services.kv import Header, guarded, refuse_without_space, request_id
+from raftkv.state.authz import Perm, lease_keys_footprint
 from raftkv.state.commands import (
     Command,
     ErrorResult,
@@ -164,6 +166,8 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
                 return rpc_pb2.LeaseTimeToLiveResponse(header=self.header(), ID=request.ID,
                                                        TTL=-1)
             remaining = max(0, int(st.remaining_ms / 1000))  # Go: int64(d.Seconds())
+            if request.keys:  # the key names need READ on each (CVE-2023-32082)
+                check_needs(self.driver.sm, lease_keys_footprint(st.keys, Perm.READ))
             keys = st.keys if request.keys else ()
             return rpc_pb2.LeaseTimeToLiveResponse(header=self.header(), ID=request.ID,
                                                    TTL=remaining, grantedTTL=st.ttl_s,
@@ -174,6 +178,10 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
                           context: Ctx) -> rpc_pb2.LeaseLeasesResponse:
         async def run() -> rpc_pb2.LeaseLeasesResponse:
             await self.driver.read_barrier()
-            leases = [rpc_pb2.LeaseStatus(ID=i) for i in self.driver.sm.lease_ids()]
+            sm = self.driver.sm
+            ids = sm.lease_ids()
+            check_needs(sm, [n for i in ids for n in lease_keys_footprint(sm.lease_keys(i),
+                                                                          Perm.READ)])
+            leases = [rpc_pb2.LeaseStatus(ID=i) for i in ids]
             return rpc_pb2.LeaseLeasesResponse(header=self.header(), leases=leases)
         return await guarded(context, run)

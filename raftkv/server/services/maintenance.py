@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable
 import grpc
 
 from raftkv.raft.types import ConfChange, ConfChangeType, StateRole
+from raftkv.server.auth import require_root
 from raftkv.server.members import ALARM_ACTIVATE, encode_context
 from raftkv.server.node import NodeDriver
 from raftkv.server.services.cluster import EtcdError, Membership, answer
@@ -168,6 +169,8 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
             m = self.membership
             if m is None:
                 return rpc_pb2.AlarmResponse(header=self.header())
+            if request.action != rpc_pb2.AlarmRequest.GET:
+                require_root(self.header.driver.sm)  # etcd 3.5.29+: changing alarms is root's
             before = m.registry.alarms()
             if request.action == rpc_pb2.AlarmRequest.GET:
                 hits = [a for a in before if request.alarm in (0, a[1])]

@@ -12,16 +12,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 
+from raftkv.errors import AuthError
+from raftkv.server.auth import check_needs
 from raftkv.server.services.kv import Ctx, Header
 from raftkv.server.watch_hub import Out, WatchHub, WatchSpec, WatchStream
+from raftkv.state.authz import watch_footprint
 from raftkv.wire.etcd_convert import kv_to_pb
 from raftkv.wire.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from raftkv.wire.pb.mvccpb import kv_pb2
+from raftkv.wire.status import to_status
 
 MSG_NO_LEADER = "etcdserver: no leader"
+_GO_CODES = {grpc.StatusCode.PERMISSION_DENIED: "PermissionDenied",
+             grpc.StatusCode.INVALID_ARGUMENT: "InvalidArgument",
+             grpc.StatusCode.UNAUTHENTICATED: "Unauthenticated"}
+"""grpc-go's names of the codes a watch denial carries in its text."""
 NO_LEADER_CHECKS = 3
 """etcd's ``maxNoLeaderCnt``: leaderless checks (one per election timeout) before cancel."""
 
@@ -51,7 +60,9 @@ def out_to_pb(out: Out, header: Header) -> rpc_pb2.WatchResponse:
 
 class WatchService(rpc_pb2_grpc.WatchServicer):
     def __init__(self, hub: WatchHub, header: Header, has_leader: Callable[[], bool],
-                 election_timeout_s: float) -> None:
+                 election_timeout_s: float, sm: Any = None) -> None:
+        self.sm = sm
+        """The state machine whose auth store decides who may watch what (None: no auth)."""
         self.hub = hub
         self.header = header
         self.has_leader = has_leader
@@ -84,11 +95,30 @@ class WatchService(rpc_pb2_grpc.WatchServicer):
             async for req in requests:
                 kind = req.WhichOneof("request_union")
                 if kind == "create_request":
-                    await stream.create(spec_from_pb(req.create_request))
+                    create = req.create_request
+                    denied = self._denied(create.key, create.range_end)
+                    if denied is not None:
+                        await stream.queue.put(denied)
+                        continue
+                    await stream.create(spec_from_pb(create))
                 elif kind == "cancel_request":
                     await stream.cancel(req.cancel_request.watch_id)
                 elif kind == "progress_request":
                     await stream.progress()
+
+    def _denied(self, key: bytes, range_end: bytes) -> Out | None:
+        """With auth on, a watch the caller may not read: etcd's answer is a created and
+        canceled response for watch -1 whose reason is the status's full text. The range
+        is checked as received, before the empty key becomes "\\0" (CVE-2026-73499)."""
+        if self.sm is None:
+            return None
+        try:
+            check_needs(self.sm, watch_footprint(key, range_end))
+        except AuthError as exc:
+            code, message = to_status(exc)
+            reason = f"rpc error: code = {_GO_CODES.get(code, 'Unknown')} desc = {message}"
+            return Out(-1, created=True, canceled=True, cancel_reason=reason)
+        return None
 
     async def _monitor_leader(self, stream: WatchStream) -> None:
         """etcd ``monitorLeader``: cancel after NO_LEADER_CHECKS leaderless checks."""
