@@ -235,7 +235,7 @@ class Server:
         client = grpc.aio.server(options=client_server_options(spec.max_request_bytes),
                                  interceptors=[gate.interceptor()])
         # in-process callers (raftkv.embed) reach the same handlers
-        self.local = LocalServer()
+        self.local = LocalServer(interceptors=[gate.interceptor()])
         for add, servicer in self._client_services(driver, membership, gate.tokens):
             add(servicer, client)
             add(servicer, self.local)

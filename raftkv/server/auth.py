@@ -253,24 +253,33 @@ def caller_has_role(sm: Any, role: str) -> bool:
 
 
 class _Interceptor(grpc.aio.ServerInterceptor):
+    """Wraps each method's handler once (cached by method): the wrapper checks at every
+    call whether auth is on, so turning it on or off needs no restart, and costs one
+    attribute read per call while it is off."""
+
     def __init__(self, gate: Gate) -> None:
         self.gate = gate
+        self._cache: dict[str, Any] = {}
 
     async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]],
                                 details: grpc.HandlerCallDetails) -> Any:
-        handler = await continuation(details)
-        if handler is None or not self.gate.enabled:
-            return handler  # auth off: nothing to do (and nothing to pay)
-        rule = RULES.get(details.method)
-        return _wrap(handler, self.gate, rule, details.invocation_metadata)
+        method = details.method
+        cached = self._cache.get(method)
+        if cached is None:
+            handler = await continuation(details)
+            if handler is None:
+                return None
+            cached = self._cache[method] = _wrap(handler, self.gate, RULES.get(method))
+        return cached
 
 
-async def _enter(gate: Gate, rule: str | None, metadata: Any, context: Any) -> bool:
+async def _enter(gate: Gate, rule: str | None, context: Any) -> bool:
     """Resolve and check the caller, set :data:`PRINCIPAL`; False if the call was aborted."""
     try:
         if rule is None:
             raise AuthError(e.AUTH_PERMISSION_DENIED)  # no rule: default deny
-        p = Principal("", 0) if rule == _PUBLIC else await gate.resolve(metadata, context.peer())
+        p = Principal("", 0) if rule == _PUBLIC else await gate.resolve(
+            context.invocation_metadata(), context.peer())
         gate.require(rule, p)
     except AuthError as exc:
         code, message = to_status(exc)
@@ -280,7 +289,7 @@ async def _enter(gate: Gate, rule: str | None, metadata: Any, context: Any) -> b
     return True
 
 
-def _wrap(handler: Any, gate: Gate, rule: str | None, metadata: Any) -> Any:
+def _wrap(handler: Any, gate: Gate, rule: str | None) -> Any:
     kinds = (("unary_unary", grpc.unary_unary_rpc_method_handler),
              ("unary_stream", grpc.unary_stream_rpc_method_handler),
              ("stream_unary", grpc.stream_unary_rpc_method_handler),
@@ -289,24 +298,25 @@ def _wrap(handler: Any, gate: Gate, rule: str | None, metadata: Any) -> Any:
         inner = getattr(handler, attr)
         if inner is None:
             continue
-        behavior = _gen_wrapper(inner, gate, rule, metadata) \
-            if inspect.isasyncgenfunction(inner) else _coro_wrapper(inner, gate, rule, metadata)
+        behavior = _gen_wrapper(inner, gate, rule) if inspect.isasyncgenfunction(inner) \
+            else _coro_wrapper(inner, gate, rule)
         return make(behavior, request_deserializer=handler.request_deserializer,
                     response_serializer=handler.response_serializer)
     return handler
 
 
-def _coro_wrapper(inner: Any, gate: Gate, rule: str | None, metadata: Any) -> Any:
+def _coro_wrapper(inner: Any, gate: Gate, rule: str | None) -> Any:
     async def behavior(request: Any, context: Any) -> Any:
-        if await _enter(gate, rule, metadata, context):
-            return await inner(request, context)
-        return None
+        if gate.enabled and not await _enter(gate, rule, context):
+            return None
+        return await inner(request, context)
     return behavior
 
 
-def _gen_wrapper(inner: Any, gate: Gate, rule: str | None, metadata: Any) -> Any:
+def _gen_wrapper(inner: Any, gate: Gate, rule: str | None) -> Any:
     async def behavior(request: Any, context: Any) -> AsyncIterator[Any]:
-        if await _enter(gate, rule, metadata, context):
-            async for item in inner(request, context):
-                yield item
+        if gate.enabled and not await _enter(gate, rule, context):
+            return
+        async for item in inner(request, context):
+            yield item
     return behavior
