@@ -42,8 +42,8 @@ def member(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ProcClust
             a.UserAdd(rpc_pb2.AuthUserAddRequest(name="alice", password="apw"))
             a.RoleAdd(rpc_pb2.AuthRoleAddRequest(name="r"))
             a.RoleGrantPermission(rpc_pb2.AuthRoleGrantPermissionRequest(
-                name="r", perm=auth_pb2.Permission(permType=2, key=b"alice/",
-                                                   range_end=b"alice0")))
+                name="r", perm=auth_pb2.Permission(permType=auth_pb2.Permission.READWRITE,
+                                                   key=b"alice/", range_end=b"alice0")))
             a.UserGrantRole(rpc_pb2.AuthUserGrantRoleRequest(user="alice", role="r"))
             a.AuthEnable(rpc_pb2.AuthEnableRequest())
         yield c, d
