@@ -66,9 +66,10 @@ class Etcd:
 
     name = "etcd"
 
-    def __init__(self, root: Path, size: int = 3, tls_dir: Path | None = None) -> None:
+    def __init__(self, root: Path, size: int = 3, tls_dir: Path | None = None,
+                 name: str = "") -> None:
         self.tls_dir = tls_dir
-        self.name = "etcd" if tls_dir is None else "etcd-tls"
+        self.name = name or ("etcd" if tls_dir is None else "etcd-tls")
         self.root = root / self.name
         self.root.mkdir(parents=True)
         ports = free_ports(2 * size)
@@ -109,12 +110,13 @@ class Raftkv:
     name = "raftkv"
 
     def __init__(self, root: Path, size: int = 3, flags: tuple[str, ...] = (),
-                 tls_dir: Path | None = None) -> None:
+                 tls_dir: Path | None = None, name: str = "",
+                 env: dict[str, str] | None = None) -> None:
         self.tls_dir = tls_dir
-        self.name = "raftkv" if tls_dir is None else "raftkv-tls"
+        self.name = name or ("raftkv" if tls_dir is None else "raftkv-tls")
         self.cluster = ProcCluster(root / self.name, size, flags=(
             "--heartbeat-interval", HEARTBEAT_MS, "--election-timeout", ELECTION_MS, *flags),
-            tls_dir=tls_dir)
+            tls_dir=tls_dir, env=env)
         self.endpoints = [m.endpoint for m in self.cluster.members]
 
     def start(self) -> None:

@@ -60,6 +60,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     g.add_argument("--key", metavar="FILE", help="private key of --cert")
     g.add_argument("--insecure-skip-tls-verify", action="store_true",
                    help="TLS without verifying the servers' certificates (tests only)")
+    p.add_argument("--user", metavar="NAME:PASSWORD",
+                   help="with auth on: authenticate once per client process and send the "
+                        "token with every request")
     p.add_argument("--concurrency", "--clients", type=int, default=64, dest="concurrency",
                    help="requests in flight in total (default %(default)s)")
     p.add_argument("--procs", type=int, default=2,
@@ -108,7 +111,7 @@ def config_from_args(a: argparse.Namespace) -> BenchConfig:
         keys=a.keys, value_size=a.value_size, duration_s=a.duration, warmup_s=a.warmup,
         watchers=a.watchers, prefix=a.prefix.encode(), timeout_s=a.timeout,
         preload=a.preload, tls=uses_https(a.endpoints), cacert=a.cacert, cert=a.cert,
-        key=a.key, insecure_skip_verify=a.insecure_skip_tls_verify).validate()
+        key=a.key, insecure_skip_verify=a.insecure_skip_tls_verify, user=a.user).validate()
 
 
 def command(a: argparse.Namespace) -> int:

@@ -79,6 +79,8 @@ class BenchConfig:
     cert: str | None = None
     key: str | None = None
     insecure_skip_verify: bool = False
+    user: str | None = None
+    """``name:password``: authenticate once per client process and send its token."""
 
     @property
     def secure(self) -> bool:

@@ -62,18 +62,85 @@ class _Stats:
             self.errors[name] = self.errors.get(name, 0) + 1
 
 
-def open_channel(cfg: BenchConfig, endpoint: str) -> grpc.aio.Channel:
+def open_channel(cfg: BenchConfig, endpoint: str, *, auth: bool = True) -> grpc.aio.Channel:
     """A channel to ``endpoint``: plaintext, or TLS with the run's files (with
-    ``insecure_skip_verify``, trusting the certificate the member presents now)."""
+    ``insecure_skip_verify``, trusting the certificate the member presents now); with
+    ``cfg.user``, every call carries the process's token."""
+    icpt = [_Token(cfg, endpoint)] if cfg.user and auth else None
     if not cfg.secure:
-        return grpc.aio.insecure_channel(endpoint)
+        return grpc.aio.insecure_channel(endpoint, interceptors=icpt)
     tls = TLS(ca_file=cfg.cacert, cert_file=cfg.cert, key_file=cfg.key,
               insecure_skip_verify=cfg.insecure_skip_verify)
     if not tls.insecure_skip_verify:
-        return grpc.aio.secure_channel(endpoint, tls.credentials())
+        return grpc.aio.secure_channel(endpoint, tls.credentials(), interceptors=icpt)
     creds, name = tls.pinned(endpoint, min(5.0, cfg.timeout_s))
     options = [("grpc.ssl_target_name_override", name)] if name else []
-    return grpc.aio.secure_channel(endpoint, creds, options=options)
+    return grpc.aio.secure_channel(endpoint, creds, options=options, interceptors=icpt)
+
+
+_TOKENS: dict[tuple[str, tuple[str, ...]], str] = {}
+"""This process's token per user and cluster (any member of it accepts it)."""
+_PENDING: dict[tuple[str, tuple[str, ...]], asyncio.Future[str]] = {}
+
+
+async def token_for(cfg: BenchConfig, endpoint: str) -> str:
+    """Authenticate ``cfg.user`` once per process (bcrypt is slow: never per request; one
+    Authenticate however many calls start at once)."""
+    assert cfg.user is not None
+    key = (cfg.user, cfg.endpoints)
+    token = _TOKENS.get(key)
+    if token is not None:
+        return token
+    pending = _PENDING.get(key)
+    if pending is not None and pending.get_loop() is asyncio.get_running_loop():
+        return await asyncio.shield(pending)
+    pending = _PENDING[key] = asyncio.get_running_loop().create_future()
+    name, _, password = cfg.user.partition(":")
+    try:
+        async with open_channel(cfg, endpoint, auth=False) as ch:
+            stub = rpc_pb2_grpc.AuthStub(ch)  # type: ignore[no-untyped-call]
+            resp = await stub.Authenticate(rpc_pb2.AuthenticateRequest(
+                name=name, password=password), timeout=cfg.timeout_s)
+    except BaseException as exc:
+        pending.set_exception(exc)
+        pending.exception()  # retrieved: no "never retrieved" warning
+        del _PENDING[key]
+        raise
+    _TOKENS[key] = token = str(resp.token)
+    pending.set_result(token)
+    del _PENDING[key]
+    return token
+
+
+class _Token(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor,
+             grpc.aio.StreamUnaryClientInterceptor, grpc.aio.StreamStreamClientInterceptor):
+    """Adds the token to every call's metadata."""
+
+    def __init__(self, cfg: BenchConfig, endpoint: str) -> None:
+        self.cfg = cfg
+        self.endpoint = endpoint
+
+    async def _details(self, d: Any) -> Any:
+        token = await token_for(self.cfg, self.endpoint)
+        md = grpc.aio.Metadata(*(d.metadata or ()), ("token", token))
+        return grpc.aio.ClientCallDetails(d.method, d.timeout, md, d.credentials,
+                                          d.wait_for_ready)
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any,
+                                    request: Any) -> Any:
+        return await continuation(await self._details(details), request)
+
+    async def intercept_unary_stream(self, continuation: Any, details: Any,
+                                     request: Any) -> Any:
+        return await continuation(await self._details(details), request)
+
+    async def intercept_stream_unary(self, continuation: Any, details: Any,
+                                     request_iterator: Any) -> Any:
+        return await continuation(await self._details(details), request_iterator)
+
+    async def intercept_stream_stream(self, continuation: Any, details: Any,
+                                      request_iterator: Any) -> Any:
+        return await continuation(await self._details(details), request_iterator)
 
 
 def child_main(cfg: BenchConfig, proc: int, control: Any, results: Any) -> None:
@@ -91,6 +158,8 @@ async def _run(cfg: BenchConfig, proc: int, control: Any, results: Any) -> ProcR
     try:
         for ch in channels:
             await asyncio.wait_for(ch.channel_ready(), cfg.timeout_s)
+        if cfg.user:  # before the clock starts
+            await token_for(cfg, cfg.endpoints[0])
         rng = random.Random(proc * 1_000_003 + time.monotonic_ns())
         counters = Counters()
         stats = _Stats()

@@ -190,6 +190,10 @@ class AuthStore:
               ) -> None:
         """Raise ``permission denied`` unless ``user`` may run ``op`` (a read served
         without the log is checked with this too)."""
+        if isinstance(op, Range | Put | DeleteRange | Txn):
+            if not self.grants(user).allows_op(op, lease_keys):
+                raise _fail(e.AUTH_PERMISSION_DENIED)
+            return
         needs = needs_of(op, lease_keys)
         if needs is None:
             if not self.is_root(user):

@@ -293,13 +293,28 @@ class Grants:
         holds the key, a range need if those intervals contain all of the range."""
         if self._root:
             return True
-        perm = int(need.perm)
-        if perm not in (READ, WRITE, READWRITE):
+        perm = need.perm._value_  # plain ints: IntFlag arithmetic is slow on this path
+        if perm not in (1, 2, 3):
             return False
         start, end = _need_interval(need.key, need.range_end)
-        if perm & READ and not self._read.covers(start, end):
+        if perm & 1 and not self._read.covers(start, end):
             return False
-        return not (perm & WRITE and not self._write.covers(start, end))
+        return not (perm & 2 and not self._write.covers(start, end))
+
+    def allows_op(self, op: Op, lease_keys: LeaseKeys) -> bool:
+        """``allows_all(footprint(op, lease_keys))``, with the two commonest requests — a
+        Range, and a Put with neither ``prev_kv`` nor a lease — checked without building
+        their footprint (the same answer: a property test compares the two)."""
+        if self._root:
+            return True
+        cls = type(op)
+        if cls is Put and not op.prev_kv and not op.lease:  # type: ignore[union-attr]
+            key = op.key  # type: ignore[union-attr]
+            return self._write.covers(key, key + b"\0")
+        if cls is Range:
+            start, end = _need_interval(op.key, op.range_end)  # type: ignore[union-attr]
+            return self._read.covers(start, end)
+        return self.allows_all(footprint(op, lease_keys))
 
     def allows_all(self, needs: Iterable[Need]) -> bool:
         """Whether every need of ``needs`` (a footprint) is granted."""

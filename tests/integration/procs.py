@@ -68,8 +68,10 @@ class ProcCluster:
     """A cluster of real member processes (see the module docstring)."""
 
     def __init__(self, root: Path, size: int = 3, *, flags: tuple[str, ...] = (),
-                 tls_dir: Path | None = None) -> None:
+                 tls_dir: Path | None = None, env: dict[str, str] | None = None) -> None:
         root.mkdir(parents=True, exist_ok=True)
+        self.env = env
+        """The members' environment (None: this process's)."""
         ports = free_ports(2 * size)
         self.members = [Member(f"n{i + 1}", ports[2 * i], ports[2 * i + 1], root / f"n{i + 1}")
                         for i in range(size)]
@@ -121,7 +123,7 @@ class ProcCluster:
                 "--heartbeat-interval", "50", "--election-timeout", "500",
                 *self.tls_flags(m), *self.flags]
         log = open(m.log_path, "ab")  # noqa: SIM115 - handed to the child
-        m.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        m.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env)
         log.close()
 
     def start_all(self) -> None:

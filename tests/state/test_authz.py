@@ -470,3 +470,17 @@ def test_root_allows_everything_empty_nothing(txn: Txn, grants: list[Grant],
     empty = Grants([])
     assert not any(empty.allows(need) for need in fp)
     assert empty.allows_all(fp) == (not fp)
+
+
+
+@settings(max_examples=400, deadline=None)
+@given(grants_st, st.one_of(simple_ops, ops), leases_st)
+def test_allows_op_is_allows_all_of_the_footprint(
+        grants: list[Grant], op: Op,
+        leases: dict[int, list[bytes]]) -> None:
+    """The fast path of the commonest requests answers exactly as the footprint does."""
+    g = Grants(grants)
+    def lease_keys(i: int) -> list[bytes]:
+        return leases.get(i, [])
+    assert g.allows_op(op, lease_keys) == g.allows_all(footprint(op, lease_keys))
+    assert g.allows_op(op, lease_keys) == brute(grants, op, leases)
