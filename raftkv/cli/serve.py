@@ -68,6 +68,8 @@ _TLS_FLAGS: tuple[tuple[str, str, str], ...] = (
     ("--tls-min-version", "VERSION", "TLS1.2 or TLS1.3 (default: TLS1.2)"),
     ("--tls-max-version", "VERSION", "TLS1.2 or TLS1.3 (default: TLS1.3)"),
     ("--auth-token", "simple", "token provider once auth is enabled (default: simple)"),
+    ("--audit-log", "FILE",
+     "append one JSON line per refused request and per auth change (never a secret)"),
 )
 _AUTH_INT_FLAGS: tuple[tuple[str, str], ...] = (
     ("--auth-token-ttl", "seconds a simple token lives after its last use (default: 300)"),

@@ -24,6 +24,7 @@ from raftkv.raft.config import Config
 from raftkv.raft.rawnode import RawNode
 from raftkv.raft.types import ConfState, HardState, Snapshot, SnapshotMeta
 from raftkv.server import collector
+from raftkv.server.audit import configure as audit_configure
 from raftkv.server.auth import Gate, Tokens
 from raftkv.server.config import Endpoint, ServerConfig, canonical_url, parse_url
 from raftkv.server.lease_keeper import LeaseKeeper
@@ -559,6 +560,12 @@ def run_server(cfg: ServerConfig) -> int:
     level = getattr(logging, cfg.log_level.upper(), logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spec = spec_from_config(cfg)
+    if cfg.audit_log:
+        try:
+            audit_configure(cfg.audit_log)
+        except OSError as exc:
+            raise ConfigError(f"--audit-log: cannot open {cfg.audit_log} "
+                              f"({exc.strerror or exc}); give a writable file") from None
     # uvloop's event loop: about 10% more Puts/s than asyncio's (docs/performance.md)
     try:
         import uvloop

@@ -35,6 +35,7 @@ import grpc
 
 from raftkv import errors as e
 from raftkv.errors import AuthError
+from raftkv.server.audit import audit
 from raftkv.server.auth_context import PRINCIPAL, Principal
 from raftkv.state.auth import ROOT
 from raftkv.state.commands import Command
@@ -275,14 +276,16 @@ class _Interceptor(grpc.aio.ServerInterceptor):
 
 async def _enter(gate: Gate, rule: str | None, context: Any) -> bool:
     """Resolve and check the caller, set :data:`PRINCIPAL`; False if the call was aborted."""
+    p = Principal("", 0)
     try:
         if rule is None:
             raise AuthError(e.AUTH_PERMISSION_DENIED)  # no rule: default deny
-        p = Principal("", 0) if rule == _PUBLIC else await gate.resolve(
-            context.invocation_metadata(), context.peer())
+        if rule != _PUBLIC:
+            p = await gate.resolve(context.invocation_metadata(), context.peer())
         gate.require(rule, p)
     except AuthError as exc:
         code, message = to_status(exc)
+        audit("denied", user=p.user, error=message, peer=context.peer())
         await context.abort(code, message)
         return False
     PRINCIPAL.set(p)

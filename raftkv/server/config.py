@@ -289,6 +289,7 @@ class ServerConfig:
     auth_token: str = "simple"
     auth_token_ttl: int = 300
     bcrypt_cost: int = 10
+    audit_log: str = ""
 
     def __post_init__(self) -> None:
         # Derived defaults, filled once at construction (the instance is frozen after).
@@ -600,6 +601,7 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "auth-token": ("auth_token", _STR),
     "auth-token-ttl": ("auth_token_ttl", _INT),
     "bcrypt-cost": ("bcrypt_cost", _INT),
+    "audit-log": ("audit_log", _STR),
 }
 #: The option names accepted as flags and as TOML keys (dashes or underscores).
 OPTION_KEYS: tuple[str, ...] = tuple(_OPTIONS)

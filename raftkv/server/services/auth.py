@@ -20,7 +20,9 @@ import grpc
 
 from raftkv import errors as e
 from raftkv.errors import AuthError
+from raftkv.server.audit import audit
 from raftkv.server.auth import Tokens, caller_has_role, is_caller, token_hash
+from raftkv.server.auth_context import PRINCIPAL
 from raftkv.server.node import NodeDriver
 from raftkv.server.services.kv import Header, guarded
 from raftkv.state.commands import (
@@ -51,6 +53,15 @@ Ctx = grpc.aio.ServicerContext[Any, Any]
 DEFAULT_BCRYPT_COST = 10
 
 
+def _target(op: Command) -> str:
+    """The user or role an auth change is about (never a password or a hash)."""
+    for attr in ("name", "user", "role"):
+        value = getattr(op, attr, None)
+        if isinstance(value, str):
+            return value
+    return ""
+
+
 class AuthService(rpc_pb2_grpc.AuthServicer):
     """The ``etcdserverpb.Auth`` servicer."""
 
@@ -70,6 +81,10 @@ class AuthService(rpc_pb2_grpc.AuthServicer):
         if isinstance(result, ErrorResult):
             raise error_to_exception(result)
         assert isinstance(result, AuthResult)
+        if not internal:
+            p = PRINCIPAL.get()
+            audit("auth", user=p.user if p is not None else "", op=type(op).__name__,
+                  target=_target(op), auth_revision=result.auth_revision)
         return result
 
     async def _hash(self, password: str, hashed: str) -> bytes:
@@ -123,6 +138,7 @@ class AuthService(rpc_pb2_grpc.AuthServicer):
                 bcrypt.checkpw, request.password.encode(), user.password_hash)
             if not ok:  # a wrong password and an unknown user look the same
                 log.warning("invalid authentication was requested (user %r)", request.name)
+                audit("authentication failed", user=request.name, peer=context.peer())
                 raise AuthError(e.AUTH_FAILED)
             secret = self.tokens.new()
             await self._apply(TokenIssue(request.name, token_hash(secret),

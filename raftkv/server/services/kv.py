@@ -12,9 +12,11 @@ from typing import TypeVar
 
 import grpc
 
-from raftkv.errors import InvalidRequestError, RaftKVError
+from raftkv.errors import AuthError, InvalidRequestError, RaftKVError
 from raftkv.server import failpoints
+from raftkv.server.audit import audit
 from raftkv.server.auth import check_read
+from raftkv.server.auth_context import PRINCIPAL
 from raftkv.server.node import NodeDriver
 from raftkv.state.commands import (
     Command,
@@ -121,6 +123,10 @@ async def guarded(context: Ctx, call: Callable[[], Awaitable[T]]) -> T:
         return await call()
     except RaftKVError as exc:
         code, message = to_status(exc)
+        if isinstance(exc, AuthError):
+            p = PRINCIPAL.get()
+            audit("denied", user=p.user if p is not None else "", error=message,
+                  peer=context.peer())
         await context.abort(code, message)
         raise  # unreachable: abort raises
 
