@@ -15,8 +15,10 @@ reads that do not go through the log); this module resolves the caller and stamp
   only them) invalid. The TTL (``--auth-token-ttl``, 300 s) slides with use, per member,
   as etcd's does.
 * **Rules**: every method of the client port is in :data:`RULES` as ``public`` (no caller
-  needed), ``user`` (a caller needed; the state machine checks the keys) or ``root``. With
-  auth on, a method without a rule is refused (default deny).
+  needed), ``user`` (a caller needed; the state machine checks the keys), ``root``, or
+  ``deferred`` (the caller is resolved and the handler refuses as etcd does: a watch create
+  is canceled with the reason, a lock or election call fails as etcd's client recipes
+  do). With auth on, a method without a rule is refused (default deny).
 """
 
 from __future__ import annotations
@@ -49,11 +51,11 @@ log = logging.getLogger("raftkv.server.auth")
 DEFAULT_TTL_S = 300
 
 
-_PUBLIC, _USER, _ROOT = "public", "user", "root"
+_PUBLIC, _USER, _ROOT, _DEFERRED = "public", "user", "root", "deferred"
 RULES: dict[str, str] = {
     **{f"/etcdserverpb.KV/{m}": _USER for m in ("Range", "Put", "DeleteRange", "Txn")},
     "/etcdserverpb.KV/Compact": _ROOT,
-    "/etcdserverpb.Watch/Watch": _USER,
+    "/etcdserverpb.Watch/Watch": _DEFERRED,  # opened for anyone; each create is checked
     **{f"/etcdserverpb.Lease/{m}": _USER for m in ("LeaseGrant", "LeaseRevoke",
                                                    "LeaseKeepAlive", "LeaseTimeToLive",
                                                    "LeaseLeases")},
@@ -73,9 +75,10 @@ RULES: dict[str, str] = {
         "AuthEnable", "AuthDisable", "UserAdd", "UserList", "UserDelete",
         "UserChangePassword", "UserGrantRole", "UserRevokeRole", "RoleAdd", "RoleList",
         "RoleDelete", "RoleGrantPermission", "RoleRevokePermission")},
-    **{f"/v3lockpb.Lock/{m}": _USER for m in ("Lock", "Unlock")},
-    **{f"/v3electionpb.Election/{m}": _USER for m in ("Campaign", "Proclaim", "Leader",
-                                                      "Observe", "Resign")},
+    # the recipes run as the caller and refuse as etcd's client does (UNKNOWN + message)
+    **{f"/v3lockpb.Lock/{m}": _DEFERRED for m in ("Lock", "Unlock")},
+    **{f"/v3electionpb.Election/{m}": _DEFERRED for m in ("Campaign", "Proclaim", "Leader",
+                                                          "Observe", "Resign")},
     "/grpc.health.v1.Health/Check": _PUBLIC,
     "/grpc.health.v1.Health/Watch": _PUBLIC,
 }
@@ -193,21 +196,27 @@ class Gate:
         return _Interceptor(self)
 
 
+def _caller(store: Any) -> str:
+    p = PRINCIPAL.get()
+    if p is not None and p.error:
+        raise AuthError(p.error)
+    if p is None or not p.user:
+        raise AuthError(e.AUTH_USER_EMPTY)
+    return p.user
+
+
 def check_read(sm: Any, op: Command) -> None:
-    """A read served without the log (a Range or read-only Txn after its barrier, a watch
-    create, lease keys): the caller may run ``op`` now, by the same check as at apply,
-    with etcd's stale-revision rule for serializable reads. Raises AuthError."""
+    """A read served without the log (a Range or read-only Txn after its barrier): the
+    caller may run ``op`` now, by the same check as at apply, against the auth state of
+    this moment (after the barrier, so a revoke applied before the read counts).
+    Raises AuthError."""
     store = sm.auth
     if not store.enabled:
         return
-    p = PRINCIPAL.get()
-    if p is None or not p.user:
-        raise AuthError(e.AUTH_USER_EMPTY)
-    if p.user not in store.users:
+    user = _caller(store)
+    if user not in store.users:
         raise AuthError(e.AUTH_PERMISSION_DENIED)
-    store.check(p.user, op, sm.lease_keys)
-    if p.revision != store.revision:
-        raise AuthError(e.AUTH_OLD_REVISION)
+    store.check(user, op, sm.lease_keys)
 
 
 def check_needs(sm: Any, needs: Any) -> None:
@@ -215,10 +224,8 @@ def check_needs(sm: Any, needs: Any) -> None:
     store = sm.auth
     if not store.enabled:
         return
-    p = PRINCIPAL.get()
-    if p is None or not p.user:
-        raise AuthError(e.AUTH_USER_EMPTY)
-    if not store.grants(p.user).allows_all(needs):
+    user = _caller(store)
+    if user not in store.users or not store.grants(user).allows_all(needs):
         raise AuthError(e.AUTH_PERMISSION_DENIED)
 
 
@@ -280,6 +287,13 @@ async def _enter(gate: Gate, rule: str | None, context: Any) -> bool:
     try:
         if rule is None:
             raise AuthError(e.AUTH_PERMISSION_DENIED)  # no rule: default deny
+        if rule == _DEFERRED:  # resolved, refused later by the handler's own check (etcd)
+            try:
+                p = await gate.resolve(context.invocation_metadata(), context.peer())
+            except AuthError as exc:
+                p = Principal("", 0, str(exc))
+            PRINCIPAL.set(p)
+            return True
         if rule != _PUBLIC:
             p = await gate.resolve(context.invocation_metadata(), context.peer())
         gate.require(rule, p)

@@ -16,6 +16,9 @@ class Principal:
 
     user: str
     revision: int
+    error: str = ""
+    """Why no user could be resolved (a watch stream is opened anyway and each create is
+    then canceled with this, as etcd does)."""
 
 
 PRINCIPAL: ContextVar[Principal | None] = ContextVar("raftkv_principal", default=None)

@@ -216,7 +216,9 @@ class NodeDriver:
         self._check_running()
         n = next(self._seq)
         p = PRINCIPAL.get()
-        user, rev = (p.user, p.revision) if p is not None else ("", 0)
+        # the auth revision now, not when the caller was resolved: a stream's caller stays
+        # the same for its life, and only a change between this and the apply is stale
+        user, rev = (p.user, self.sm.auth.revision) if p is not None else ("", 0)
         if request_id is None:
             request = Request(0, n, op, user=user, auth_revision=rev, internal=internal)
         else:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from raftkv.errors import RaftKVError
+from raftkv.errors import AuthError, RaftKVError
+from raftkv.server.auth import check_needs
 from raftkv.server.services.kv import Ctx, Header
 from raftkv.server.services.lock import (
     RecipeError,
@@ -29,6 +30,7 @@ from raftkv.server.services.lock import (
     recipe_guarded,
     waiter_key,
 )
+from raftkv.state.authz import election_footprint, watch_footprint
 from raftkv.state.commands import DeleteRange, EventType, KeyValue, Put, Range, Txn
 from raftkv.wire import etcd_convert as ec
 from raftkv.wire.pb.v3electionpb import v3election_pb2 as epb
@@ -50,6 +52,7 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
     async def Campaign(self, request: epb.CampaignRequest,
                        context: Ctx) -> epb.CampaignResponse:
         async def run() -> epb.CampaignResponse:
+            check_needs(self.r.driver.sm, election_footprint(request.name))
             lease = await self.r.session_lease(request.lease)
             name, value = request.name, request.value
             key = waiter_key(name, lease)
@@ -99,6 +102,8 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
                      context: Ctx) -> epb.LeaderResponse:
         async def run() -> epb.LeaderResponse:
             await self.r.driver.read_barrier()
+            check_needs(self.r.driver.sm, watch_footprint(request.name + b"/",
+                                                          prefix_end(request.name + b"/")))
             rr = self.r.driver.sm.range(first_created(request.name + b"/"))
             if not rr.kvs:
                 raise RecipeError(NO_LEADER)
@@ -110,6 +115,10 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
                       context: Ctx) -> AsyncIterator[epb.LeaderResponse]:
         prefix = request.name + b"/"
         end = prefix_end(prefix)
+        try:
+            check_needs(self.r.driver.sm, watch_footprint(prefix, end))
+        except AuthError:
+            return  # etcd: an observer without READ on the prefix gets an empty stream
         with self.r.hub.subscribe(lambda k: prefix <= k < end) as sub:
             try:
                 async for kv in self._leaders(prefix, sub):

@@ -32,10 +32,14 @@ from typing import TypeVar
 
 import grpc
 
-from raftkv.errors import InvalidRequestError
+from raftkv.errors import AuthError, InvalidRequestError
+from raftkv.server.audit import audit
+from raftkv.server.auth import check_needs
+from raftkv.server.auth_context import PRINCIPAL
 from raftkv.server.lease_keeper import clock_ms
 from raftkv.server.node import NodeDriver
 from raftkv.server.services.kv import Ctx, Header, guarded
+from raftkv.state.authz import lock_footprint
 from raftkv.state.commands import (
     Command,
     Compare,
@@ -100,9 +104,20 @@ def created_is(key: bytes, revision: int) -> Compare:
 
 
 async def recipe_guarded(context: Ctx, call: Callable[[], Awaitable[T]]) -> T:
-    """:func:`guarded`, plus a :class:`RecipeError` sent as etcd sends it (UNKNOWN)."""
+    """:func:`guarded`, plus a :class:`RecipeError` sent as etcd sends it (UNKNOWN); so is
+    an auth error: etcd runs these recipes through its own client, whose errors reach the
+    caller as plain Go errors (UNKNOWN with etcd's message)."""
+    async def auth_as_recipe() -> T:
+        try:
+            return await call()
+        except AuthError as exc:
+            p = PRINCIPAL.get()
+            audit("denied", user=p.user if p is not None else "", error=str(exc),
+                  peer=context.peer())
+            raise RecipeError(str(exc)) from None
+
     try:
-        return await guarded(context, call)
+        return await guarded(context, auth_as_recipe)
     except RecipeError as exc:
         await context.abort(grpc.StatusCode.UNKNOWN, str(exc))
         raise  # unreachable: abort raises
@@ -255,6 +270,7 @@ class LockService(v3lock_pb2_grpc.LockServicer):
     async def Lock(self, request: v3lock_pb2.LockRequest,
                    context: Ctx) -> v3lock_pb2.LockResponse:
         async def run() -> v3lock_pb2.LockResponse:
+            check_needs(self.r.driver.sm, lock_footprint(request.name))
             lease = await self.r.session_lease(request.lease)
             key = waiter_key(request.name, lease)
             prefix = request.name + b"/"
