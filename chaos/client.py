@@ -23,6 +23,13 @@ otherwise (a refusal such as ``InvalidRequestError``), and ``fail`` for any read
 
 With ``--tls`` (``tls=`` a :class:`chaos.tls.ClusterTLS`) the raw channel and the library
 client both dial with the run's CA and client certificate (mutual TLS).
+
+With ``--auth`` (``auth=`` the workload user's :class:`chaos.auth.Credentials`) the raw
+channel carries that user's token (:func:`chaos.auth.open_channel`: a call refused for a
+stale token is sent again with a new one; a request for which no token could be had raises
+:class:`chaos.auth.NotSent` and is a ``fail``), and the library client gets ``username=``
+and ``password=`` (it re-authenticates by itself; a write whose re-authentication failed
+with an unavailable member is ``info``, as any unavailable write).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from typing import TypeVar
 import grpc
 
 import raftkv.client
+from chaos.auth import Credentials, NotSent, Tokens, open_channel
 from chaos.history import Event, EventType, Key, Recorder, Value
 from chaos.tls import ClusterTLS
 from raftkv.errors import RaftKVError, UnavailableError
@@ -56,7 +64,9 @@ _DEFINITE = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITI
 
 def _never_sent(exc: BaseException) -> bool:
     """gRPC could not connect at all, so the request never left the client (Jepsen also
-    treats a refused connection as a definite failure)."""
+    treats a refused connection as a definite failure), or it had no auth token."""
+    if isinstance(exc, NotSent):
+        return True
     if not isinstance(exc, grpc.aio.AioRpcError) or exc.code() != grpc.StatusCode.UNAVAILABLE:
         return False
     details = (exc.details() or "").lower()
@@ -91,12 +101,13 @@ class Client:
         others: the other members' endpoints, for :attr:`rk` to fail over to.
         library: ``raw`` (stubs only) or ``raftkv`` (also :attr:`rk`).
         tls: the run's certificates, or None for plaintext.
+        auth: the user to act as (auth on), or None.
     """
 
     def __init__(self, number: int, member_index: int, target: str, recorder: Recorder,
                  *, concurrency: int, timeout_s: float, rng: random.Random,
                  library: str = "raw", others: Sequence[str] = (),
-                 tls: ClusterTLS | None = None) -> None:
+                 tls: ClusterTLS | None = None, auth: Credentials | None = None) -> None:
         self.number = number
         self.member_index = member_index
         self.process = number
@@ -104,8 +115,9 @@ class Client:
         self.concurrency = concurrency
         self.timeout_s = timeout_s
         self.rng = rng
-        self.channel = (grpc.aio.insecure_channel(target) if tls is None
-                        else grpc.aio.secure_channel(target, tls.credentials()))
+        self.tokens = Tokens(auth) if auth is not None else None
+        self.channel = open_channel(target, tls.credentials() if tls is not None else None,
+                                    self.tokens)
         self.kv = rpc_pb2_grpc.KVStub(self.channel)  # type: ignore[no-untyped-call]
         self.lease = rpc_pb2_grpc.LeaseStub(self.channel)  # type: ignore[no-untyped-call]
         self.lock = v3lock_pb2_grpc.LockStub(self.channel)  # type: ignore[no-untyped-call]
@@ -118,9 +130,23 @@ class Client:
                                                attempt_timeout_s=max(timeout_s / 2, 0.1))
             self.rk = raftkv.client.Client([target, *others], timeout=timeout_s,
                                            retry=policy,
-                                           tls=tls.client() if tls is not None else None)
+                                           tls=tls.client() if tls is not None else None,
+                                           username=auth.user if auth is not None else None,
+                                           password=auth.password if auth is not None else None)
         elif library != "raw":
             raise ValueError(f"client library {library!r}: use one of {', '.join(CLIENTS)}")
+
+    async def authenticate(self, timeout_s: float) -> None:
+        """Get this client's tokens now (raw channel and library), not at its first call.
+
+        Raises:
+            NotSent, RaftKVError: a member could not authenticate it.
+        """
+        if self.tokens is not None and self.tokens.token is None:
+            stub = rpc_pb2_grpc.AuthStub(self.channel)  # type: ignore[no-untyped-call]
+            await self.tokens.renew(self.tokens.generation, stub, timeout_s)
+        if self.rk is not None and self.tokens is not None:
+            await self.rk.authenticate(timeout=timeout_s)
 
     async def close(self) -> None:
         if self.rk is not None:

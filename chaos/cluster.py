@@ -15,6 +15,10 @@ Directory layout under the run's output directory::
 With TLS on (:meth:`ChaosCluster.enable_tls`) every URL is ``https://``, every member runs
 with mutual TLS on its client and peer listeners, and the harness's own channels present
 the client certificate.
+
+With auth (:meth:`ChaosCluster.enable_auth` before the start, :meth:`ChaosCluster.setup_auth`
+once the members answer) every member runs with the auth flags of :mod:`chaos.auth`, and
+the harness's own channels (probes, ``Status``, the Cluster API) act as ``root``.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from pathlib import Path
 
 import grpc
 
+from chaos.auth import ClusterAuth, Tokens, expected, open_channel, probe_enforcement
 from chaos.net import Network
 from chaos.runstate import RunState
 from chaos.tls import ClusterTLS, make_certs
@@ -91,6 +96,8 @@ class ChaosCluster:
         self.members = [Member(i, f"n{i + 1}", root) for i in range(size)]
         self._channels: dict[int, grpc.aio.Channel] = {}
         self.tls: ClusterTLS | None = None
+        self.auth: ClusterAuth | None = None
+        self.tokens: Tokens | None = None  # root's, once auth is on
 
     def enable_tls(self, directory: Path) -> ClusterTLS:
         """Make the run's certificates (each member's naming the addresses the network
@@ -99,6 +106,48 @@ class ChaosCluster:
         self.tls = make_certs(directory, ((m.name, self.net.cert_hosts(m.index))
                                           for m in self.members))
         return self.tls
+
+    def enable_auth(self, auth: ClusterAuth) -> None:
+        """Start every member from now on with the auth flags (:mod:`chaos.auth`); call
+        before any start, and :meth:`setup_auth` once the members answer."""
+        self.auth = auth
+
+    async def setup_auth(self, timeout_s: float) -> dict[str, str]:
+        """Add the run's users and role and turn auth on (through the leader if one
+        answers); from then on the harness's channels act as ``root``.
+
+        Returns:
+            What a request without a token and the workload user's write just past its
+            grant got from the leader (:func:`chaos.auth.probe_enforcement`; once it is
+            :func:`chaos.auth.expected`, or the last answer after ``timeout_s``), and
+            ``member``: the member asked.
+
+        Raises:
+            ClusterError: auth could not be turned on within ``timeout_s``.
+        """
+        assert self.auth is not None
+        leader = await self.leader()  # the others would forward to it: start there
+
+        def channels() -> list[grpc.aio.Channel]:
+            live = [m for m in self.members if m.alive() and not m.paused and not m.removed]
+            live.sort(key=lambda m: m is not leader)
+            return [self.channel(m) for m in live]
+
+        try:
+            await self.auth.enable(channels, timeout_s)
+        except TimeoutError as exc:
+            raise ClusterError(f"could not turn auth on: {exc}") from exc
+        await self.close()  # reopened with root's token
+        self.tokens = Tokens(self.auth.root)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            target = leader if leader is not None else self.members[0]
+            found = await probe_enforcement(
+                self.endpoint(target), self.tls.credentials() if self.tls else None, self.auth)
+            if found == expected(self.tls is not None) or time.monotonic() > deadline:
+                return {**found, "member": target.name}
+            await asyncio.sleep(0.5)
+            leader = await self.leader()
 
     @property
     def scheme(self) -> str:
@@ -130,6 +179,7 @@ class ChaosCluster:
                   "--initial-cluster", initial_cluster or self.initial_cluster(),
                   "--initial-cluster-state", state, "--initial-cluster-token", TOKEN,
                   *(self.tls.server_flags(m.name) if self.tls is not None else ()),
+                  *(self.auth.server_flags() if self.auth is not None else ()),
                   *self.flags]
         self._spawn(m, state)
 
@@ -209,11 +259,12 @@ class ChaosCluster:
 
     # -- gRPC ---------------------------------------------------------------------------
     def channel(self, m: Member) -> grpc.aio.Channel:
-        """A shared channel to member ``m`` (the harness's own, for probes and admin)."""
+        """A shared channel to member ``m`` (the harness's own, for probes and admin; as
+        ``root`` once auth is on)."""
         if m.index not in self._channels:
-            self._channels[m.index] = (
-                grpc.aio.insecure_channel(self.endpoint(m)) if self.tls is None
-                else grpc.aio.secure_channel(self.endpoint(m), self.tls.credentials()))
+            self._channels[m.index] = open_channel(
+                self.endpoint(m), self.tls.credentials() if self.tls is not None else None,
+                self.tokens)
         return self._channels[m.index]
 
     async def close(self) -> None:
@@ -300,7 +351,7 @@ class ChaosCluster:
                     return await getattr(stub, call)(request, timeout=5.0)
                 except grpc.RpcError as exc:
                     last = f"{exc.details()}"
-                    if "not found" in last or "exists" in last:
+                    if "member not found" in last or "peer urls already exists" in last.lower():
                         return None  # an earlier attempt took effect
             await asyncio.sleep(0.5)
         raise ClusterError(f"{call} did not succeed within {timeout_s:g}s: {last}")

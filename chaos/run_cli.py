@@ -103,6 +103,15 @@ def build_parser() -> _Parser:
                         "https:// client and peer URLs, --client-cert-auth and "
                         "--peer-client-cert-auth on every member, and every harness client "
                         "presenting a client certificate")
+    p.add_argument("--auth", action="store_true",
+                   help="etcd auth on: before the workload the harness adds user root, a user "
+                        "'chaos' whose one role has READWRITE on the workload's key prefix, "
+                        "and enables auth; every workload client authenticates as chaos (and "
+                        "again when a token goes stale), the harness's own calls as root; "
+                        "members run with --bcrypt-cost 4")
+    p.add_argument("--auth-token-ttl", type=_positive(int), default=None, metavar="S",
+                   help="with --auth: the members' --auth-token-ttl (default: the server's, "
+                        "300): a short TTL makes tokens go stale during the run")
     p.add_argument("--failpoints", default="", metavar="NAMES",
                    help="TEST ONLY: server failpoints to enable (e.g. kv-stale-read)")
     p.add_argument("-v", "--verbose", action="store_true", help="log the harness's steps")
@@ -124,13 +133,17 @@ def run_config(ns: argparse.Namespace) -> RunConfig:
                      time_limit_s=ns.time_limit, rate=ns.rate, concurrency=ns.concurrency,
                      seed=ns.seed, backend=ns.backend, op_timeout_s=ns.op_timeout,
                      keys=ns.keys, client=ns.client, server_flags=flags, tls=ns.tls,
+                     auth=ns.auth, auth_token_ttl_s=ns.auth_token_ttl,
                      failpoints=tuple(f for f in ns.failpoints.split(",") if f))
 
 
 def run_main(argv: Sequence[str]) -> int:
     """``raftkv-chaos run``."""
+    parser = build_parser()
     try:
-        ns = build_parser().parse_args(list(argv))
+        ns = parser.parse_args(list(argv))
+        if ns.auth_token_ttl is not None and not ns.auth:
+            parser.error("--auth-token-ttl needs --auth")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
     logging.basicConfig(level=logging.INFO if ns.verbose else logging.WARNING,
@@ -160,7 +173,7 @@ def run_main(argv: Sequence[str]) -> int:
         print(f"{check.name}: {verdict} — {lines[0] if lines else ''}")
     ops = outcome.results["ops"]
     print(f"{'PASS' if outcome.exit_code == 0 else 'FAIL'}: {cfg.workload}"
-          f"{' (tls)' if cfg.tls else ''}, ops {ops}, "
+          f"{' (tls)' if cfg.tls else ''}{' (auth)' if cfg.auth else ''}, ops {ops}, "
           f"faults {outcome.results['faults']}; report: {cfg.out / 'report.html'}")
     return outcome.exit_code
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from chaos.auth import ClusterAuth, auth_errors, expected
 from chaos.client import Client
 from chaos.cluster import ChaosCluster, ClusterError
 from chaos.history import EventType, History, Recorder
@@ -26,10 +27,10 @@ from chaos.nemesis import Nemesis
 from chaos.net import Network, Unsupported
 from chaos.runstate import RunState, new_run_id
 from chaos.tls import rejections
-from chaos.workloads import Check, Workload, make
+from chaos.workloads import Check, Workload, key_prefix, make
 from raftkv.errors import ConfigError
 
-__all__ = ["RAFTKV_CLIENT_WORKLOADS", "RunConfig", "RunError", "run"]
+__all__ = ["RAFTKV_CLIENT_WORKLOADS", "RunConfig", "RunError", "auth_check", "run"]
 
 RAFTKV_CLIENT_WORKLOADS = ("set", "register")
 """The workloads that can issue their operations through raftkv.client (``--client``)."""
@@ -60,6 +61,8 @@ class RunConfig:
     keys: int = 30
     client: str = "raw"
     tls: bool = False
+    auth: bool = False
+    auth_token_ttl_s: int | None = None
     failpoints: tuple[str, ...] = ()
     server_flags: tuple[str, ...] = field(default=("--heartbeat-interval", "100",
                                                    "--election-timeout", "1000"))
@@ -124,6 +127,10 @@ def run(cfg: RunConfig) -> Outcome:
                 cluster.enable_tls(cfg.out.resolve() / "tls")
             except (ConfigError, OSError) as exc:
                 raise RunError(f"could not make the run's certificates: {exc}") from exc
+        if cfg.auth:
+            auth = ClusterAuth.new(key_prefix(cfg.workload), token_ttl_s=cfg.auth_token_ttl_s)
+            cluster.enable_auth(auth)
+            auth.write(cfg.out / "auth.json")
         outcome = asyncio.run(_main(cfg, net, cluster, state))
         outcome.results["run_id"] = state.run_id
         (cfg.out / "results.json").write_text(json.dumps(outcome.results, indent=2) + "\n")
@@ -147,9 +154,16 @@ async def _main(cfg: RunConfig, net: Network, cluster: ChaosCluster,
             await cluster.wait_healthy(cfg.startup_timeout_s)
         except ClusterError as exc:
             raise RunError(f"cluster did not start: {exc}") from exc
+        enforced: dict[str, str] = {}
+        if cluster.auth is not None:
+            try:
+                enforced = await cluster.setup_auth(cfg.startup_timeout_s)
+                await cluster.wait_healthy(cfg.startup_timeout_s)  # root's token everywhere
+            except ClusterError as exc:
+                raise RunError(f"auth: {exc}") from exc
         with (cfg.out / "history.jsonl").open("w") as sink:
             recorder = Recorder(time.monotonic_ns, sink)
-            return await _session(cfg, cluster, recorder, state)
+            return await _session(cfg, cluster, recorder, state, enforced)
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
         await cluster.close()
@@ -163,18 +177,36 @@ def _clients(cfg: RunConfig, cluster: ChaosCluster, recorder: Recorder, first: i
     return [Client(first + i, i % n, endpoints[i % n], recorder, concurrency=max(count, 1),
                    timeout_s=cfg.op_timeout_s, rng=random.Random(rng.random()),
                    library=cfg.client, others=endpoints[i % n + 1:] + endpoints[:i % n],
-                   tls=cluster.tls)
+                   tls=cluster.tls, auth=cluster.auth.user if cluster.auth is not None else None)
             for i in range(count)]
 
 
+async def _authenticate(clients: Sequence[Client], timeout_s: float) -> None:
+    """Each client authenticates once before the workload starts (retried; one that still
+    cannot authenticates at its first call instead)."""
+    async def one(c: Client) -> None:
+        last: Exception | None = None
+        for _ in range(10):
+            try:
+                await c.authenticate(timeout_s)
+                return
+            except Exception as exc:  # retried, then left to the first call
+                last = exc
+                await asyncio.sleep(0.3)
+        log.warning("client %d could not authenticate before the start: %s", c.number, last)
+    await asyncio.gather(*(one(c) for c in clients))
+
+
 async def _session(cfg: RunConfig, cluster: ChaosCluster, recorder: Recorder,
-                   state: RunState) -> Outcome:
+                   state: RunState, enforced: dict[str, str]) -> Outcome:
     del state
     rng = random.Random(cfg.seed)
     workload = make(cfg.workload, random.Random(f"{cfg.seed}-workload"), keys=cfg.keys)
     clients = _clients(cfg, cluster, recorder, 0, cfg.concurrency, rng)
     admin = _clients(cfg, cluster, recorder, 10_000, len(cluster.members), rng)
     try:
+        if cluster.auth is not None:
+            await _authenticate([*clients, *admin], max(cfg.op_timeout_s, 5.0))
         # the setup (and the set workload's watch) starts on the leader: the member the
         # nemeses most often kill, pause or isolate
         leader = await cluster.leader()
@@ -197,11 +229,47 @@ async def _session(cfg: RunConfig, cluster: ChaosCluster, recorder: Recorder,
             await workload.final(admin)
         history = recorder.history()
         checks = [*workload.check(history), recovery]
+        if cluster.auth is not None:
+            checks.append(auth_check(enforced, [op.error for op in history
+                                                if isinstance(op.process, int)],
+                                     mtls=cluster.tls is not None))
     finally:
         await workload.close()
         for c in (*clients, *admin):
             await c.close()
-    return _outcome(cfg, cluster, history, checks, ran_s, nemesis.faults)
+    tokens: dict[str, int] = {}
+    for c in (*clients, *admin):
+        for k, v in (c.tokens.counts() if c.tokens is not None else {}).items():
+            tokens[k] = tokens.get(k, 0) + v
+    return _outcome(cfg, cluster, history, checks, ran_s, nemesis.faults, tokens)
+
+
+def auth_check(enforced: dict[str, str], errors: Sequence[str | None], *,
+               mtls: bool = False) -> Check:
+    """``--auth``'s check: before the workload, the leader refused a request without a token
+    and the workload user's write just past its grant (:func:`chaos.auth.expected`); during
+    it, no client operation was refused ``permission denied`` (the grant covers every key
+    the workload uses)."""
+    want = expected(mtls)
+    counts = auth_errors(errors)
+    denied = counts.get("permission denied", 0)
+    probe = {k: v for k, v in enforced.items() if k != "member"}
+    lines = [f"before the workload, on {enforced.get('member', '?')}: "
+             + "; ".join(f"{what}: {probe.get(what, 'not asked')!r}" for what in want)]
+    if probe != want:
+        lines.append("auth is NOT enforced as set up: expected "
+                     + "; ".join(f"{k}: {v!r}" for k, v in want.items()))
+    lines.append(f"client operations refused by auth: {counts or 'none'}"
+                 + (" — permission denied means the grant misses a key the workload uses, "
+                    "or the member checked it wrongly" if denied else ""))
+    stale = sum(counts.get(m, 0) for m in ("invalid auth token", "user name is empty",
+                                           "revision of auth store is old"))
+    return Check("auth", probe == want and denied == 0,
+                 {**{f"refused_{k.replace(' ', '_')}": int(probe.get(k) == v)
+                     for k, v in want.items()},
+                  "permission_denied": denied, "not_sent": counts.get("not sent", 0),
+                  "stale_token": stale},
+                 "\n".join(lines))
 
 
 async def _setup_workload(workload: Workload, admin: Sequence[Client]) -> None:
@@ -252,7 +320,7 @@ async def _heal_and_recover(cfg: RunConfig, cluster: ChaosCluster,
 
 
 def _outcome(cfg: RunConfig, cluster: ChaosCluster, history: History, checks: list[Check],
-             ran_s: float, faults: Sequence[str]) -> Outcome:
+             ran_s: float, faults: Sequence[str], tokens: dict[str, int]) -> Outcome:
     from chaos.report import write_report
 
     verdicts = [c.valid for c in checks if not c.finding]
@@ -268,7 +336,7 @@ def _outcome(cfg: RunConfig, cluster: ChaosCluster, history: History, checks: li
         "nemesis": list(cfg.nemesis), "nodes": cfg.nodes, "seed": cfg.seed,
         "backend": cluster.net.name, "time_limit_s": cfg.time_limit_s, "rate": cfg.rate,
         "concurrency": cfg.concurrency, "client": cfg.client, "ran_s": round(ran_s, 1),
-        "failpoints": list(cfg.failpoints), "tls": cfg.tls,
+        "failpoints": list(cfg.failpoints), "tls": cfg.tls, "auth": cfg.auth,
         "ops": {"total": len(client),
                 **{s: sum(op.status.value == s for op in client) for s in ("ok", "fail", "info")}},
         "faults": {k: faults.count(k) for k in sorted(set(faults))},
@@ -277,6 +345,11 @@ def _outcome(cfg: RunConfig, cluster: ChaosCluster, history: History, checks: li
     }
     if cfg.tls:
         results["tls_rejected"] = rejections(m.log_path for m in cluster.members)
+    if cluster.auth is not None:
+        results["auth_setup"] = cluster.auth.summary()
+        results["auth_tokens"] = {
+            "clients": tokens, "root": cluster.tokens.counts() if cluster.tokens else {}}
+        results["auth_errors"] = auth_errors(op.error for op in client)
     (cfg.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     write_report(cfg.out, history, checks, results)
     return Outcome(code, results, checks)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from chaos.client import Client
 from chaos.history import EventType, History, Operation, Value
 
-__all__ = ["Check", "Workload", "client_ops", "retry_final"]
+__all__ = ["Check", "Workload", "client_ops", "key_prefix", "retry_final"]
 
 
 @dataclass
@@ -74,6 +74,9 @@ class Workload(abc.ABC):
     """See the module docstring."""
 
     name: str = "workload"
+    prefix: bytes = b""
+    """Every key the workload reads or writes starts with this (``--auth`` grants the
+    workload's user READWRITE on exactly this prefix)."""
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
@@ -118,6 +121,15 @@ def make(name: str, rng: random.Random, *, keys: int) -> Workload:
     if name == "set":
         return SetWorkload(rng)
     raise ValueError(f"unknown workload {name!r}")
+
+
+def key_prefix(name: str) -> bytes:
+    """The key prefix of workload ``name`` (see :attr:`Workload.prefix`).
+
+    Raises:
+        ValueError: unknown name.
+    """
+    return make(name, random.Random(0), keys=1).prefix
 
 
 WORKLOADS = ("register", "bank", "lock", "set")

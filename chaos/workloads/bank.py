@@ -39,6 +39,7 @@ class BankWorkload(Workload):
     """See the module docstring."""
 
     name = "bank"
+    prefix = PREFIX
 
     def __init__(self, rng: random.Random, *, accounts: int = 5) -> None:
         super().__init__(rng)

@@ -37,9 +37,12 @@ from raftkv.wire.pb.v3lockpb import v3lock_pb2
 
 __all__ = ["LockWorkload"]
 
-LOCK = b"chaos/lock/mutex"
-FENCED = b"chaos/lock/fenced"
-UNFENCED = b"chaos/lock/unfenced"
+PREFIX = b"chaos/lock/"
+"""Every key of the workload: the lock's keys (``mutex/<lease>``, which v3lock needs
+READWRITE on under auth), ``fenced`` and ``unfenced``."""
+LOCK = PREFIX + b"mutex"
+FENCED = PREFIX + b"fenced"
+UNFENCED = PREFIX + b"unfenced"
 TTL_S = 2
 PAUSE_P = 0.2
 
@@ -48,6 +51,7 @@ class LockWorkload(Workload):
     """See the module docstring."""
 
     name = "lock"
+    prefix = PREFIX
 
     def __init__(self, rng: random.Random) -> None:
         super().__init__(rng)

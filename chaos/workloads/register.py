@@ -43,6 +43,7 @@ class RegisterWorkload(Workload):
     """See the module docstring."""
 
     name = "register"
+    prefix = PREFIX
 
     def __init__(self, rng: random.Random, *, keys: int = 30) -> None:
         super().__init__(rng)

@@ -52,6 +52,7 @@ class SetWorkload(Workload):
     """See the module docstring."""
 
     name = "set"
+    prefix = PREFIX
 
     def __init__(self, rng: random.Random) -> None:
         super().__init__(rng)

@@ -80,6 +80,34 @@ def test_register_over_mutual_tls_under_partitions_and_kills_passes(tmp_path: Pa
     assert not (Path(tempfile.gettempdir()) / f"{PREFIX}{results['run_id']}-tmp").exists()
 
 
+def test_register_with_auth_under_partitions_and_kills_passes(tmp_path: Path) -> None:
+    """--auth: root, a user confined to the workload's prefix, auth on before the workload;
+    the leader refuses a tokenless request and a write just past the grant; every client
+    acts as that user and nothing it does is refused. A 3 s token TTL makes tokens go stale
+    (killed members forget their use; the final reads come after 15 s): clients must
+    authenticate again and retry."""
+    out = tmp_path / "register-auth"
+    r = run_chaos(tmp_path, out, "--auth", "--auth-token-ttl", "3", "--workload", "register",
+                  "--nemesis", "partition,kill", "--time-limit", "15", "--seed", "1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["auth"] is True
+    assert results["ops"]["ok"] > 100
+    assert sum(results["faults"].values()) >= 2
+    setup = results["auth_setup"]
+    assert (setup["key"], setup["range_end"]) == ("chaos/reg/", "chaos/reg0")
+    assert setup["member_flags"] == ["--bcrypt-cost", "4", "--auth-token-ttl", "3"]
+    auth = next(c for c in results["checks"] if c["checker"] == "auth")
+    assert auth["valid"] is True
+    assert auth["refused_no_token"] == auth["refused_outside_the_grant"] == 1
+    assert results["auth_tokens"]["clients"]["reauthenticated"] >= 1
+    assert "authentication enabled" in "".join(
+        p.read_text() for p in (out / "cluster").glob("n*.log"))
+    assert (out / "auth.json").stat().st_mode & 0o777 == 0o600
+    assert "&quot;auth&quot;: true" in (out / "report.html").read_text()
+    assert_no_leftovers(tmp_path, results["run_id"])
+
+
 def test_set_through_raftkv_client_with_a_resuming_watch_passes(tmp_path: Path) -> None:
     """--client raftkv: adds go through raftkv.client (de-duplicated retries, failover) and
     one library Watch follows the prefix from the start, under kills and partitions: the
