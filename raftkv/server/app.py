@@ -233,13 +233,13 @@ class Server:
         assert membership is not None
         assert self.store is not None
         gate = self._gate(driver)
-        client = grpc.aio.server(options=client_server_options(spec.max_request_bytes),
-                                 interceptors=[gate.interceptor()])
-        # in-process callers (raftkv.embed) reach the same handlers
-        self.local = LocalServer(interceptors=[gate.interceptor()])
+        client = grpc.aio.server(options=client_server_options(spec.max_request_bytes))
+        # in-process callers (raftkv.embed) reach the same handlers, through the same gate
+        self.local = LocalServer()
         for add, servicer in self._client_services(driver, membership, gate.tokens):
-            add(servicer, client)
-            add(servicer, self.local)
+            guarded = gate.guard(add, servicer)
+            add(guarded, client)
+            add(guarded, self.local)
         addrs = (spec.client_addr, *spec.extra_client_addrs)
         secure = spec.client_secure or (False,) * len(addrs)
         self.client_ports = await self._listen(client, "client", list(zip(addrs, secure,

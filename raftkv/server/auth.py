@@ -30,6 +30,7 @@ import logging
 import secrets
 import string
 import time
+import types
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -154,8 +155,8 @@ def token_of(metadata: Any) -> str | None:
 
 
 class Gate:
-    """The client port's authentication (see the module docstring): a gRPC server
-    interceptor plus the checks services call for what does not go through the log."""
+    """The client port's authentication (see the module docstring): :meth:`guard` wraps
+    every servicer method with it."""
 
     def __init__(self, store: Callable[[], Any], tokens: Tokens,
                  cn_of: Callable[[str], str | None] | None = None) -> None:
@@ -192,8 +193,26 @@ class Gate:
             if not store.is_root(p.user):
                 raise AuthError(e.AUTH_PERMISSION_DENIED)
 
-    def interceptor(self) -> grpc.aio.ServerInterceptor:
-        return _Interceptor(self)
+    def guard(self, add: Callable[..., Any], servicer: object) -> object:
+        """``servicer`` with every RPC method wrapped by this gate, for the generated
+        ``add``\\ ``_XServicer_to_server`` function to register (once, at start: no gRPC
+        interceptor, whose per-call pipeline costs more than the check itself). The method
+        path is ``/<package>.<Service>/<Method>``, as in :data:`RULES`."""
+        package = add.__module__.rsplit(".", 2)[-2]
+        service = add.__name__.removeprefix("add_").removesuffix("Servicer_to_server")
+        wrapped = types.SimpleNamespace()
+        for name in dir(type(servicer)):
+            attr = getattr(servicer, name)
+            if name.startswith("_") or not callable(attr):
+                continue
+            rule = RULES.get(f"/{package}.{service}/{name}")
+            if inspect.isasyncgenfunction(attr):
+                setattr(wrapped, name, _gen_wrapper(attr, self, rule))
+            elif inspect.iscoroutinefunction(attr):
+                setattr(wrapped, name, _coro_wrapper(attr, self, rule))
+            else:  # a generated base's "unimplemented" stub: the rule first, then that
+                setattr(wrapped, name, _unimplemented(self, rule))
+        return wrapped
 
 
 def _caller(store: Any) -> str:
@@ -260,27 +279,6 @@ def caller_has_role(sm: Any, role: str) -> bool:
     return found is not None and (ROOT in found.roles or role in found.roles)
 
 
-class _Interceptor(grpc.aio.ServerInterceptor):
-    """Wraps each method's handler once (cached by method): the wrapper checks at every
-    call whether auth is on, so turning it on or off needs no restart, and costs one
-    attribute read per call while it is off."""
-
-    def __init__(self, gate: Gate) -> None:
-        self.gate = gate
-        self._cache: dict[str, Any] = {}
-
-    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]],
-                                details: grpc.HandlerCallDetails) -> Any:
-        method = details.method
-        cached = self._cache.get(method)
-        if cached is None:
-            handler = await continuation(details)
-            if handler is None:
-                return None
-            cached = self._cache[method] = _wrap(handler, self.gate, RULES.get(method))
-        return cached
-
-
 async def _enter(gate: Gate, rule: str | None, context: Any) -> bool:
     """Resolve and check the caller, set :data:`PRINCIPAL`; False if the call was aborted."""
     p = Principal("", 0)
@@ -306,20 +304,12 @@ async def _enter(gate: Gate, rule: str | None, context: Any) -> bool:
     return True
 
 
-def _wrap(handler: Any, gate: Gate, rule: str | None) -> Any:
-    kinds = (("unary_unary", grpc.unary_unary_rpc_method_handler),
-             ("unary_stream", grpc.unary_stream_rpc_method_handler),
-             ("stream_unary", grpc.stream_unary_rpc_method_handler),
-             ("stream_stream", grpc.stream_stream_rpc_method_handler))
-    for attr, make in kinds:
-        inner = getattr(handler, attr)
-        if inner is None:
-            continue
-        behavior = _gen_wrapper(inner, gate, rule) if inspect.isasyncgenfunction(inner) \
-            else _coro_wrapper(inner, gate, rule)
-        return make(behavior, request_deserializer=handler.request_deserializer,
-                    response_serializer=handler.response_serializer)
-    return handler
+def _unimplemented(gate: Gate, rule: str | None) -> Any:
+    async def behavior(request: Any, context: Any) -> Any:
+        if gate.enabled and not await _enter(gate, rule, context):
+            return None
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not implemented!")
+    return behavior
 
 
 def _coro_wrapper(inner: Any, gate: Gate, rule: str | None) -> Any:
