@@ -150,6 +150,7 @@ class _LocalTransport:
         self.maintenance = rpc_pb2_grpc.MaintenanceStub(channel)  # type: ignore[no-untyped-call]
         self.lock = v3lock_pb2_grpc.LockStub(channel)  # type: ignore[no-untyped-call]
         self.election = v3election_pb2_grpc.ElectionStub(channel)  # type: ignore[no-untyped-call]
+        self.auth = rpc_pb2_grpc.AuthStub(channel)  # type: ignore[no-untyped-call]
 
     async def close(self) -> None:
         """The channel belongs to the member; closing a client leaves it open."""

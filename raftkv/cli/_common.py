@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import NoReturn
 
@@ -18,9 +19,18 @@ class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line on stderr and exit status 2."""
 
     def error(self, message: str) -> NoReturn:
-        text = " ".join(message.split())
+        text = redact(" ".join(message.split()))
         sys.stderr.write(f"{PROG}: error: {text} (see '{self.prog} --help')\n")
         raise SystemExit(2)
+
+
+_SECRETS = re.compile(r"(--(?:new-user-)?password[= ])\S+|(--user[= ][^:\s]*:)\S+")
+
+
+def redact(text: str) -> str:
+    """``text`` with the passwords of ``--user NAME:PASSWORD``, ``--password`` and
+    ``--new-user-password`` replaced by ``***`` (usage errors echo arguments)."""
+    return _SECRETS.sub(lambda m: (m.group(1) or m.group(2)) + "***", text)
 
 
 def int_flag(text: str) -> int:

@@ -8,6 +8,11 @@ before or after its own arguments. ``--endpoints`` defaults to ``$RAFTKV_ENDPOIN
 ``INSECURE_TRANSPORT``). TLS is on with an ``https://`` endpoint, any TLS file,
 ``--insecure-skip-tls-verify`` or ``--insecure-transport=false``.
 
+Authentication is etcdctl's: ``--user NAME[:PASSWORD]`` (``$RAFTKV_USER``, ``$ETCDCTL_USER``)
+and ``--password`` (``$RAFTKV_PASSWORD``, ``$ETCDCTL_PASSWORD``); without a password the
+command asks for it (on the terminal without echo, else one line of stdin). The client
+authenticates once per command and every client the command makes shares that token.
+
 Output follows etcdctl: ``simple`` (human lines), ``json`` (etcd's JSON shape: header with
 cluster_id / member_id / revision / raft_term, keys and values in base64) and ``table``.
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import getpass
 import json
 import os
 import signal
@@ -24,7 +30,7 @@ import socket
 import ssl
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from raftkv.cli._common import FMT, CliError, Parser
@@ -88,6 +94,14 @@ def global_flags() -> argparse.ArgumentParser:
                    dest="tls_insecure_transport", default=argparse.SUPPRESS,
                    help="etcdctl's flag: false turns TLS on with the system roots when no "
                         "TLS file is given (default: true)")
+    g.add_argument("--user", metavar="NAME[:PASSWORD]", dest="auth_user",
+                   default=argparse.SUPPRESS,
+                   help="authenticate as NAME (the password is asked for when not given; "
+                        "default: $RAFTKV_USER or $ETCDCTL_USER)")
+    g.add_argument("--password", metavar="PASSWORD", dest="auth_password",
+                   default=argparse.SUPPRESS,
+                   help="password of --user, which then must not include one "
+                        "($RAFTKV_PASSWORD, $ETCDCTL_PASSWORD)")
     return p
 
 
@@ -99,6 +113,16 @@ def add_command(sub: Any, name: str, *, help: str, description: str,
                                epilog="example:\n" + example.rstrip("\n") + "\n")
     p.set_defaults(func=func)
     return p
+
+
+class SharedAuth:
+    """The token the first client of a command obtained, for the others it makes."""
+
+    def __init__(self) -> None:
+        self.token: str | None = None
+
+    def __repr__(self) -> str:
+        return "SharedAuth()"  # never the token
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +138,10 @@ class Options:
     key: str | None
     insecure_skip_tls_verify: bool = False
     insecure_transport: bool = True
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    shared: SharedAuth = field(default_factory=SharedAuth, repr=False,
+                               compare=False)
 
     @property
     def secure(self) -> bool:
@@ -163,26 +191,75 @@ def options(ns: argparse.Namespace) -> Options:
     endpoints = tuple(e.strip() for e in text.split(",") if e.strip())
     if not endpoints:
         raise ConfigError(f"--endpoints={text!r} names no endpoint; give host:port,...")
+    user, password = credentials(ns)
     return Options(endpoints, getattr(ns, "write_out", "simple"),
                    getattr(ns, "dial_timeout", 2.0), getattr(ns, "command_timeout", 5.0),
                    _flag(ns, "tls_cacert", "CACERT"), _flag(ns, "tls_cert", "CERT"),
                    _flag(ns, "tls_key", "KEY"),
                    _bool_flag(ns, "tls_skip_verify", "INSECURE_SKIP_TLS_VERIFY", False),
-                   _bool_flag(ns, "tls_insecure_transport", "INSECURE_TRANSPORT", True))
+                   _bool_flag(ns, "tls_insecure_transport", "INSECURE_TRANSPORT", True),
+                   user, password)
+
+
+def credentials(ns: argparse.Namespace) -> tuple[str | None, str | None]:
+    """``(user, password)`` from ``--user`` / ``--password`` (or their variables), as
+    etcdctl reads them: ``NAME:PASSWORD``, or ``NAME`` and the password asked for."""
+    user = _flag(ns, "auth_user", "USER")
+    password = _flag(ns, "auth_password", "PASSWORD")
+    if not user:
+        if password:
+            raise ConfigError("--password needs --user NAME")
+        return None, None
+    if password:
+        if ":" in user:
+            raise ConfigError("--user must not include a password (NAME:PASSWORD) when "
+                              "--password is given; use --user NAME")
+        return user, password
+    name, colon, given = user.partition(":")
+    if not name:
+        raise ConfigError("--user: the user name is empty; use --user NAME[:PASSWORD]")
+    return name, given if colon else ask_password("Password: ")
+
+
+def ask_password(prompt: str) -> str:
+    """A password from the terminal without echo (``prompt`` on it), or, with no terminal,
+    the first line of stdin (``prompt`` on stderr). Raises CliError at end of input."""
+    try:
+        with open("/dev/tty", "rb"):
+            has_tty = True
+    except OSError:
+        has_tty = False
+    if has_tty:
+        try:
+            return getpass.getpass(prompt)
+        except EOFError:
+            raise CliError("no password given (end of input)") from None
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    line = sys.stdin.readline()
+    sys.stderr.write("\n")
+    if not line:
+        raise CliError("no password given: stdin is closed (give NAME:PASSWORD, or "
+                       "--password)")
+    return line.rstrip("\r\n")
 
 
 def make_client(opts: Options, endpoints: Sequence[str] | None = None) -> Any:
     """A :class:`raftkv.client.Client` for ``endpoints`` (default: the flag's), with TLS
     when the options turn it on (also for ``host:port`` endpoints taken from a member
-    list)."""
+    list), and the credentials of ``--user`` (the token of the command's first client
+    when it has one)."""
     from raftkv.client import Client
 
     return Client(list(endpoints or opts.endpoints), timeout=opts.command_timeout_s,
-                  tls=opts.tls())
+                  tls=opts.tls(), username=opts.user, password=opts.password,
+                  token=opts.shared.token)
 
 
 def run(ns: argparse.Namespace, body: Callable[[Any, Options], Awaitable[int]]) -> int:
     """Connect, run ``body(client, options)`` on a fresh event loop, close, return its code."""
+    from raftkv.client import UserEmptyError
+
     opts = options(ns)
 
     async def main() -> int:
@@ -196,9 +273,15 @@ def run(ns: argparse.Namespace, body: Callable[[Any, Options], Awaitable[int]]) 
         client = make_client(opts)
         try:
             await _reach(client, opts)
+            opts.shared.token = client.auth_token
             return await body(client, opts)
         except asyncio.CancelledError:
             return 130
+        except UserEmptyError as exc:
+            if opts.user:
+                raise
+            raise CliError(f"{exc} (authentication is on: give --user NAME[:PASSWORD] or "
+                           "$RAFTKV_USER)") from None
         finally:
             await client.close()
 
@@ -208,10 +291,15 @@ def run(ns: argparse.Namespace, body: Callable[[Any, Options], Awaitable[int]]) 
 async def _reach(client: Any, opts: Options) -> None:
     """Find a member that answers within --dial-timeout (so a command that would wait, a
     watch or a lock, fails fast with a clear line when no endpoint is up)."""
-    from raftkv.errors import RaftKVError
+    from raftkv.client import AuthFailedError
+    from raftkv.errors import PermissionDeniedError, RaftKVError
 
     try:
         await asyncio.wait_for(client.status(), opts.dial_timeout_s)
+    except AuthFailedError:
+        raise  # wrong user or password: said as the server says it
+    except PermissionDeniedError:
+        return  # it answered; the command's own request reports what it may not do
     except (RaftKVError, TimeoutError) as exc:
         why = f" ({exc})" if str(exc) else ""
         hint = await asyncio.to_thread(tls_diagnosis, opts.endpoints[0], opts)

@@ -97,7 +97,8 @@ async def _member_status(opts: Options, url: str) -> Any:
     try:
         return await asyncio.wait_for(
             client.transport.maintenance.Status(rpc_pb2.StatusRequest(),
-                                                timeout=opts.command_timeout_s),
+                                                timeout=opts.command_timeout_s,
+                                                metadata=await client.auth_metadata()),
             opts.command_timeout_s + 1)
     except Exception as exc:  # any failure means: cannot tell
         return f"unreachable ({type(exc).__name__})"

@@ -14,7 +14,7 @@ from typing import cast
 
 import grpc
 
-from raftkv.cli import admin, certs, kv, local, recipes, serve
+from raftkv.cli import admin, auth, certs, kv, local, recipes, serve
 from raftkv.cli._common import FMT, PROG, CliError, Parser, fail
 from raftkv.cli._conn import global_flags
 from raftkv.errors import ConfigError, RaftKVError
@@ -87,13 +87,15 @@ def build_parser() -> Parser:
                                 "the etcd v3 API.",
                     epilog="example:\n  raftkv cluster up --size 3 --data-dir /tmp/rk\n"
                            "  raftkv --endpoints 127.0.0.1:23790 put greeting hello\n"
-                           "  raftkv get greeting -w json\n  raftkv status\n")
+                           "  raftkv get greeting -w json\n  raftkv status\n"
+                           "  raftkv --user root auth status\n")
     parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                 parser_class=Parser)
     kv.add_kv(sub)
     recipes.add_recipes(sub)
     admin.add_admin(sub)
+    auth.add_auth(sub)
     _add_snapshot(sub)
     local.add_cluster(sub)
     certs.add_certs(sub)

@@ -128,13 +128,9 @@ async def _time_to_live(client: Any, opts: Options, lid: int, keys: bool) -> int
 
 async def _keep_alive(client: Any, opts: Options, lid: int, once: bool) -> int:
     from raftkv.errors import LeaseNotFoundError
-    from raftkv.wire.pb.etcdserverpb import rpc_pb2
 
     while True:
-        call = client.transport.lease.LeaseKeepAlive(iter([rpc_pb2.LeaseKeepAliveRequest(ID=lid)]))
-        ttl = 0
-        async for r in call:
-            ttl = r.TTL
+        ttl = await client.keep_alive_once(lid)
         if ttl <= 0:
             raise LeaseNotFoundError(f"lease {lid:x} expired or revoked")
         _out(opts, {"ID": lid, "TTL": ttl}, f"lease {lid:x} keepalived with TTL({ttl})")

@@ -10,11 +10,32 @@ Public API (stable)::
     DeleteResponse, TxnResponse, Event, EventType,
     LeaseGrant, LeaseTimeToLive, Member, Status
     Transport, GrpcTransport                          the transport seam
+    User, Role, Permission, AuthStatus                the Auth API's results
+    AuthFailedError, InvalidAuthTokenError, ...       typed auth errors (raftkv.client.auth)
 
 Errors are :mod:`raftkv.errors`. See docs/client.md.
 """
 
 from raftkv.client._transport import TLS, GrpcTransport, Transport
+from raftkv.client.auth import (
+    AuthFailedError,
+    AuthNotEnabledError,
+    AuthOldRevisionError,
+    AuthStatus,
+    InvalidAuthRequestError,
+    InvalidAuthTokenError,
+    Permission,
+    PermissionNotGrantedError,
+    Role,
+    RoleExistsError,
+    RoleNotFoundError,
+    RoleNotGrantedError,
+    RootRoleMissingError,
+    User,
+    UserEmptyError,
+    UserExistsError,
+    UserNotFoundError,
+)
 from raftkv.client.client import Client
 from raftkv.client.election import Election
 from raftkv.client.lease import Lease
@@ -42,6 +63,10 @@ from raftkv.client.watch import Watch
 __all__ = [
     "STM",
     "TLS",
+    "AuthFailedError",
+    "AuthNotEnabledError",
+    "AuthOldRevisionError",
+    "AuthStatus",
     "Client",
     "Compare",
     "DeleteResponse",
@@ -50,6 +75,8 @@ __all__ = [
     "EventType",
     "GrpcTransport",
     "Header",
+    "InvalidAuthRequestError",
+    "InvalidAuthTokenError",
     "KeyValue",
     "Lease",
     "LeaseGrant",
@@ -57,13 +84,24 @@ __all__ = [
     "Lock",
     "Member",
     "Op",
+    "Permission",
+    "PermissionNotGrantedError",
     "PutResponse",
     "RangeResponse",
     "RetryPolicy",
+    "Role",
+    "RoleExistsError",
+    "RoleNotFoundError",
+    "RoleNotGrantedError",
+    "RootRoleMissingError",
     "Status",
     "SyncClient",
     "Transport",
     "Txn",
     "TxnResponse",
+    "User",
+    "UserEmptyError",
+    "UserExistsError",
+    "UserNotFoundError",
     "Watch",
 ]

@@ -8,7 +8,6 @@ from typing import Any
 
 import grpc
 
-from raftkv.client import _errors
 from raftkv.client.types import Header, Member, Status
 from raftkv.wire.pb.etcdserverpb import rpc_pb2
 
@@ -22,7 +21,14 @@ class AdminMixin:
                     timeout: float | None = _ANY, blocking: bool = False) -> Any:
         raise NotImplementedError
 
-    def _open_stream(self, service: str, method: str, requests: Any) -> tuple[Any, int]:
+    async def _open_stream(self, service: str, method: str,
+                           requests: Any) -> tuple[Any, int, int]:
+        raise NotImplementedError
+
+    def _map(self, exc: grpc.RpcError, generation: int) -> Any:
+        raise NotImplementedError
+
+    async def _reauthenticate(self, err: Any, generation: int) -> bool:
         raise NotImplementedError
 
     async def status(self) -> Status:
@@ -86,10 +92,19 @@ class AdminMixin:
 
     async def snapshot(self) -> AsyncIterator[bytes]:
         """Stream the member's backend snapshot (etcd's format), chunk by chunk."""
-        call, _generation = self._open_stream("maintenance", "Snapshot",
-                                             rpc_pb2.SnapshotRequest())
-        try:
-            async for chunk in call:
-                yield chunk.blob
-        except grpc.RpcError as exc:
-            raise _errors.from_rpc_error(exc) from None
+        for first_try in (True, False):
+            call, generation, auth_generation = await self._open_stream(
+                "maintenance", "Snapshot", rpc_pb2.SnapshotRequest())
+            started = False
+            try:
+                async for chunk in call:
+                    started = True
+                    yield chunk.blob
+                return
+            except grpc.RpcError as exc:
+                err = self._map(exc, generation)
+                if started or not first_try or \
+                        not await self._reauthenticate(err, auth_generation):
+                    raise err from None
+            finally:
+                call.cancel()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import grpc
 
 from raftkv import errors as e
+from raftkv.client import auth as a
 
 _BY_MESSAGE: tuple[tuple[str, type[e.RaftKVError]], ...] = (
     # (message prefix without "etcdserver: ", class): first match wins
@@ -34,14 +35,30 @@ _BY_MESSAGE: tuple[tuple[str, type[e.RaftKVError]], ...] = (
     ("can only promote a learner member which is in sync with leader", e.ClusterError),
     ("too many learner members in cluster", e.ClusterError),
     ("permission denied", e.PermissionDeniedError),
-    ("user name", e.PermissionDeniedError),
-    ("authentication failed", e.PermissionDeniedError),
-    ("invalid auth token", e.PermissionDeniedError),
+    # etcd's auth messages (raftkv.errors.AUTH_*): raftkv.client.auth's AuthError subclasses
+    ("user name is empty", a.UserEmptyError),
+    ("user name already exists", a.UserExistsError),
+    ("user name not found", a.UserNotFoundError),
+    ("role name already exists", a.RoleExistsError),
+    ("role name not found", a.RoleNotFoundError),
+    ("role name is empty", a.InvalidAuthRequestError),
+    ("authentication failed", a.AuthFailedError),
+    ("invalid auth token", a.InvalidAuthTokenError),
+    ("revision of auth store is old", a.AuthOldRevisionError),
+    ("authentication is not enabled", a.AuthNotEnabledError),
+    ("root user does not", a.RootRoleMissingError),
+    ("role is not granted to the user", a.RoleNotGrantedError),
+    ("permission is not granted to the role", a.PermissionNotGrantedError),
+    ("permission not given", a.InvalidAuthRequestError),
+    ("invalid auth management", a.InvalidAuthRequestError),
+    ("user name", e.AuthError),
+    ("role name", e.AuthError),
 )
 _RECIPES: tuple[tuple[str, type[e.RaftKVError]], ...] = (
     ("election: not leader", e.NotElectedError),
     ("election: no leader", e.NoLeaderElectedError),
     ("mutex: session is expired", e.LockLostError),
+    ("auth: authentication failed", a.AuthFailedError),  # a password for a no-password user
 )
 _BY_CODE: dict[grpc.StatusCode, type[e.RaftKVError]] = {
     grpc.StatusCode.UNAVAILABLE: e.UnavailableError,
@@ -53,6 +70,10 @@ _BY_CODE: dict[grpc.StatusCode, type[e.RaftKVError]] = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: e.NoSpaceError,
     grpc.StatusCode.CANCELLED: e.UnavailableError,
 }
+CORE_INTERNAL = "Internal error from Core"
+"""What grpc's C core reports when a stream ends in a transport race (seen when a server
+refuses a bidirectional stream before reading its first request, as raftkv's auth check
+does): not the server's answer, so transient; the retried call gets the real status."""
 _CONNECTION_FAILURES = ("failed to connect", "connection refused", "connect failed",
                         "name resolution", "dns resolution failed")
 
@@ -83,6 +104,8 @@ def classify(code: grpc.StatusCode, details: str) -> type[e.RaftKVError]:
                 return cls
     if code == grpc.StatusCode.NOT_FOUND and "lease" in details:
         return e.LeaseNotFoundError
+    if code == grpc.StatusCode.INTERNAL and details == CORE_INTERNAL:
+        return e.UnavailableError
     return _BY_CODE.get(code, e.RaftKVError)
 
 

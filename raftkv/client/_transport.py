@@ -18,6 +18,9 @@ Besides those, a transport *may* provide (the client uses them when present):
   or a lost connection on the member of that generation; move to another member;
 * ``deduplicates: bool | None``: ``True`` if the server de-duplicates writes carrying the
   ``raftkv-request-id`` metadata (so retrying them is safe); ``None`` lets the client probe;
+* ``auth``: the ``etcdserverpb.Auth`` stub (needed by a client with a ``username`` and by
+  the Auth API methods). A client that has a token passes ``metadata=(("token", ...),)``
+  to every unary call and to stream calls too (``watch.Watch(requests, metadata=...)``);
 * ``async close() -> None``.
 
 :class:`GrpcTransport` implements it over real gRPC channels with several endpoints; an
@@ -216,6 +219,7 @@ class _Stubs:
         self.maintenance = rpc_pb2_grpc.MaintenanceStub(channel)  # type: ignore[no-untyped-call]
         self.lock = v3lock_pb2_grpc.LockStub(channel)  # type: ignore[no-untyped-call]
         self.election = v3election_pb2_grpc.ElectionStub(channel)  # type: ignore[no-untyped-call]
+        self.auth = rpc_pb2_grpc.AuthStub(channel)  # type: ignore[no-untyped-call]
 
 
 class GrpcTransport:
@@ -303,6 +307,7 @@ class GrpcTransport:
     election = property(lambda self: self._get().election)
     cluster = property(lambda self: self._get().cluster)
     maintenance = property(lambda self: self._get().maintenance)
+    auth = property(lambda self: self._get().auth)
 
     async def close(self) -> None:
         for ch in [*self._channels.values(), *self._retired]:

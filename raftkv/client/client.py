@@ -31,6 +31,13 @@ from raftkv.client._transport import (
     GrpcTransport,
     Transport,
 )
+from raftkv.client.auth import (
+    AuthMixin,
+    AuthNotEnabledError,
+    AuthOldRevisionError,
+    InvalidAuthTokenError,
+    UserEmptyError,
+)
 from raftkv.client.retry import Deadline, RetryPolicy
 from raftkv.client.txn import Txn, _key_range
 from raftkv.client.types import (
@@ -48,7 +55,9 @@ from raftkv.client.types import (
 from raftkv.errors import (
     STALE_REQUEST_PREFIX,
     ClosedError,
+    ConfigError,
     OutcomeUnknownError,
+    PermissionDeniedError,
     RaftKVError,
     UnavailableError,
 )
@@ -62,6 +71,10 @@ if TYPE_CHECKING:
     from raftkv.client.watch import Watch
 
 T = TypeVar("T")
+
+TOKEN_KEY = "token"
+"""gRPC metadata key of the auth token (etcd's clientv3 uses the same)."""
+Metadata = tuple[tuple[str, str], ...]
 
 
 class _Default:
@@ -117,7 +130,7 @@ def _unknown(method: str, err: RaftKVError) -> OutcomeUnknownError:
     return unknown
 
 
-class Client(AdminMixin):
+class Client(AdminMixin, AuthMixin):
     """An asyncio client for a raftkv (or etcd v3) cluster.
 
     Example::
@@ -133,25 +146,39 @@ class Client(AdminMixin):
             every call also takes its own ``timeout=``.
         tls: TLS settings (``https://`` endpoints turn TLS on with the system roots).
         retry: the retry policy (``RetryPolicy.never()`` disables retries).
+        username, password: authenticate as this user (auth enabled on the server). The
+            client authenticates once, before its first call, sends the token (gRPC
+            metadata ``token``) on every call and stream, keeps it across reconnects and
+            failover, and authenticates again by itself when the server says the token is
+            stale (see :meth:`authenticate`).
+        token: a token obtained before (``auth_token`` of another client) to use until the
+            server refuses it; with ``username`` and ``password`` the client then gets a
+            new one.
     """
 
     def __init__(self, endpoints: str | Sequence[str] = "127.0.0.1:2379", *,
                  timeout: float | None = 30.0, tls: TLS | None = None,
-                 retry: RetryPolicy | None = None) -> None:
-        self._init(GrpcTransport(endpoints, tls=tls), timeout, retry)
+                 retry: RetryPolicy | None = None, username: str | None = None,
+                 password: str | None = None, token: str | None = None) -> None:
+        self._init(GrpcTransport(endpoints, tls=tls), timeout, retry, username, password,
+                   token)
 
     @classmethod
     def from_transport(cls, transport: Transport, *, timeout: float | None = 30.0,
-                       retry: RetryPolicy | None = None) -> Client:
+                       retry: RetryPolicy | None = None, username: str | None = None,
+                       password: str | None = None, token: str | None = None) -> Client:
         """A client whose calls all go through ``transport`` (see
-        :mod:`raftkv.client._transport` for the shape it must have)."""
+        :mod:`raftkv.client._transport` for the shape it must have; with ``username``
+        it needs an ``auth`` stub too)."""
         self = cls.__new__(cls)
-        self._init(transport, timeout, retry)
+        self._init(transport, timeout, retry, username, password, token)
         return self
 
     def _init(self, transport: Transport, timeout: float | None,
-              policy: RetryPolicy | None) -> None:
+              policy: RetryPolicy | None, username: str | None = None,
+              password: str | None = None, token: str | None = None) -> None:
         self._t: Transport = transport
+        self._init_auth(username, password, token)
         self._retry = policy if policy is not None else RetryPolicy()
         self._timeout = timeout
         self._session = _Session()
@@ -161,6 +188,17 @@ class Client(AdminMixin):
         self._closers: set[Callable[[], Awaitable[None]]] = set()
         self._seen_revision = 0
         self._pins: set[asyncio.Task[int]] = set()
+
+    def _init_auth(self, username: str | None, password: str | None,
+                   token: str | None) -> None:
+        if password is not None and not username:
+            raise ConfigError("Client: password given without username")
+        if username and getattr(self._t, "auth", None) is None:
+            raise ConfigError("Client: username given, but the transport has no auth stub")
+        self._credentials = (username, password or "") if username else None
+        self._token: str | None = token or None
+        self._auth_generation = 1 if token else 0  # bumped by each Authenticate answered
+        self._auth_lock = asyncio.Lock()
 
     @property
     def transport(self) -> Transport:
@@ -208,9 +246,97 @@ class Client(AdminMixin):
             self._failover(generation)
         return err
 
+    # -- authentication ------------------------------------------------------------------
+    @property
+    def auth_token(self) -> str | None:
+        """The token this client sends (``None``: none yet, or auth is off)."""
+        return self._token
+
+    async def authenticate(self, *, timeout: float | None = DEFAULT) -> str | None:
+        """Authenticate now with the client's ``username`` and ``password`` (it does so by
+        itself before its first call otherwise) and return the new token (``None`` when
+        auth is off on the server).
+
+        Raises:
+            AuthFailedError: wrong user name or password.
+        """
+        if self._credentials is None:
+            raise ConfigError("Client.authenticate: the client has no username")
+        deadline = self._deadline(timeout)
+        generation = self._auth_generation
+
+        async def attempt() -> None:
+            await self._authenticate(generation, deadline)
+
+        await retry.run(self._retry, deadline, attempt)
+        return self._token
+
+    async def auth_metadata(self) -> Metadata:
+        """The gRPC metadata that carries this client's token (empty without one),
+        authenticating first if the client has credentials and no token yet: for calls
+        made on :attr:`transport` directly."""
+        await self._ensure_auth(self._deadline(DEFAULT))
+        return self._token_metadata()
+
+    def _token_metadata(self) -> Metadata:
+        return ((TOKEN_KEY, self._token),) if self._token else ()
+
+    async def _ensure_auth(self, deadline: Deadline) -> None:
+        """Authenticate once, before the first call of a client with credentials."""
+        if self._credentials is not None and self._auth_generation == 0:
+            await self._authenticate(0, deadline)
+
+    async def _authenticate(self, stale: int, deadline: Deadline) -> None:
+        """One Authenticate, unless another call already replaced the token of
+        authentication generation ``stale``. Auth off on the server: no token."""
+        assert self._credentials is not None
+        async with self._auth_lock:
+            if self._auth_generation != stale:
+                return
+            name, password = self._credentials
+            request = rpc_pb2.AuthenticateRequest(name=name, password=password)
+            generation = self._generation()
+            try:
+                r = await self._t.auth.Authenticate(  # type: ignore[attr-defined]
+                    request, timeout=deadline.attempt_timeout(self._retry.attempt_timeout_s))
+            except grpc.RpcError as exc:
+                err = self._map(exc, generation)
+                if not isinstance(err, AuthNotEnabledError):
+                    raise err from None
+                self._token = None
+            else:
+                self._token = r.token or None
+            self._auth_generation += 1
+
+    def _stale_token(self, err: RaftKVError) -> bool:
+        """``err`` is cured by a new token (and the client can get one)."""
+        return self._credentials is not None and isinstance(
+            err, InvalidAuthTokenError | AuthOldRevisionError | UserEmptyError)
+
+    async def _reauthenticate(self, err: RaftKVError, generation: int) -> bool:
+        """After a call sent with the token of authentication ``generation`` failed with
+        ``err``: if a new token cures it, get one (once for all the calls that failed
+        with the same token) and return True: the caller retries once."""
+        if not self._stale_token(err):
+            return False
+        await self._authenticate(generation, self._deadline(DEFAULT))
+        return True
+
+    async def _renew_token(self, generation: int) -> bool:
+        """A new token in place of the one of authentication ``generation`` (a stream
+        ended as a refused one does); False without credentials."""
+        if self._credentials is None:
+            return False
+        await self._authenticate(generation, self._deadline(DEFAULT))
+        return True
+
+    def _own_password_changed(self, name: str, password: str) -> None:
+        if self._credentials is not None and self._credentials[0] == name:
+            self._credentials = (name, password)
+
     async def _call(self, service: str, method: str, request: Any, *, write: bool = False,
                     timeout: float | None = DEFAULT, blocking: bool = False,
-                    pinning: bool = False) -> Any:
+                    pinning: bool = False, dedup: bool = True) -> Any:
         """One unary call with failover, error mapping and (safe) retries.
 
         Args:
@@ -220,13 +346,15 @@ class Client(AdminMixin):
                 timeout below the overall deadline.
             pinning: the read that pins a watch's start (see :meth:`_watch_start`); every
                 other call waits until the pins made before it are known.
+            dedup: False for a write the server does not de-duplicate even when it
+                de-duplicates others (the Auth service's).
         """
         if self._closed:
             raise ClosedError("raftkv: the client is closed")
         if self._pins and not pinning:
             await asyncio.wait(list(self._pins))
         result = await self._call_once(service, method, request, write=write,
-                                       timeout=timeout, blocking=blocking)
+                                       timeout=timeout, blocking=blocking, dedup_ok=dedup)
         self._observe(getattr(result, "header", None))
         return result
 
@@ -236,32 +364,35 @@ class Client(AdminMixin):
         if revision > self._seen_revision:
             self._seen_revision = revision
 
-    def _watch_start(self) -> int | asyncio.Task[int] | None:
+    def _watch_start(self, key: bytes = b"\0",
+                     range_end: bytes = b"") -> int | asyncio.Task[int] | None:
         """Where a watch created now without ``start_revision`` starts: right after the
         newest revision a response has shown this client. The cluster's revision is at
         least that now, so every change committed after this returns is above it and is
         delivered (changes made since that response may be delivered too). A client with
         no response yet learns the current revision with a linearizable read started
         now, and its later calls wait for that read. ``None`` outside an event loop
-        (the watch then starts when it is created on the server)."""
+        (the watch then starts when it is created on the server). The read is of the
+        watched keys (one at most), which a user allowed to watch them may read."""
         if self._seen_revision:
             return self._seen_revision + 1
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             return None
-        return self._pin_task()
+        return self._pin_task(key, range_end)
 
-    def _pin_task(self) -> asyncio.Task[int]:
+    def _pin_task(self, key: bytes = b"\0", range_end: bytes = b"") -> asyncio.Task[int]:
         """Start the linearizable read that pins a watch's start; calls wait for it."""
-        task = asyncio.get_running_loop().create_task(self._current_revision(),
+        task = asyncio.get_running_loop().create_task(self._current_revision(key, range_end),
                                                       name="raftkv-watch-pin")
         self._pins.add(task)
         task.add_done_callback(self._pin_done)
         return task
 
-    async def _current_revision(self) -> int:
-        r = await self._call("kv", "Range", rpc_pb2.RangeRequest(key=b"\0"), pinning=True)
+    async def _current_revision(self, key: bytes, range_end: bytes) -> int:
+        request = rpc_pb2.RangeRequest(key=key, range_end=range_end, limit=1, keys_only=True)
+        r = await self._call("kv", "Range", request, pinning=True)
         return int(r.header.revision) + 1
 
     def _pin_done(self, task: asyncio.Task[int]) -> None:
@@ -270,27 +401,35 @@ class Client(AdminMixin):
             task.exception()  # retrieved here; the watch that awaits it sees it too
 
     async def _call_once(self, service: str, method: str, request: Any, *, write: bool,
-                         timeout: float | None, blocking: bool) -> Any:
+                         timeout: float | None, blocking: bool, dedup_ok: bool = True) -> Any:
         deadline = self._deadline(timeout)
-        dedup = write and self._retry.max_attempts != 1 and \
+        dedup = write and dedup_ok and self._retry.max_attempts != 1 and \
             await self._deduplicates(deadline)
         if dedup:
             await self._write_slots.acquire()
         ticket = self._session.begin() if dedup else None
         cap = None if blocking else self._retry.attempt_timeout_s
         attempts = 0
+        reauthenticated = False
 
         async def attempt() -> Any:
-            nonlocal ticket, attempts
+            nonlocal ticket, attempts, reauthenticated
             attempts += 1
-            generation = self._generation()
+            await self._ensure_auth(deadline)
+            generation, auth_generation = self._generation(), self._auth_generation
+            metadata = (*(ticket.metadata() if ticket is not None else ()),
+                        *self._token_metadata())
             stub = getattr(self._t, service)
             try:
                 return await getattr(stub, method)(
-                    request, timeout=deadline.attempt_timeout(cap),
-                    metadata=ticket.metadata() if ticket is not None else None)
+                    request, timeout=deadline.attempt_timeout(cap), metadata=metadata or None)
             except grpc.RpcError as exc:
                 err = self._map(exc, generation)
+            if not reauthenticated and await self._reauthenticate(err, auth_generation):
+                reauthenticated = True  # once per call
+                if ticket is not None and isinstance(err, AuthOldRevisionError):
+                    ticket = self._renew(ticket)  # refused at apply, and recorded so
+                return await attempt()
             if ticket is not None and str(err).startswith(STALE_REQUEST_PREFIX):
                 if attempts > 1:  # an earlier attempt may have been applied
                     raise _unknown(method, err) from err
@@ -311,6 +450,12 @@ class Client(AdminMixin):
                 ticket.session.end(ticket.seq)
                 self._write_slots.release()
 
+    def _renew(self, ticket: _Ticket) -> _Ticket:
+        """A new request id for a write whose id has a recorded refusal: the server
+        applied that id once, as the refusal, so the write itself was not applied."""
+        ticket.session.end(ticket.seq)
+        return self._session.begin()
+
     @property
     def client_id(self) -> int:
         """Identifies this client's writes to the server's de-duplication table (changes
@@ -320,22 +465,35 @@ class Client(AdminMixin):
     async def _deduplicates(self, deadline: Deadline) -> bool:
         """Whether the server de-duplicates request ids (asked once, with a read)."""
         if self._dedup is None:
-            request = rpc_pb2.RangeRequest(key=b"\0", serializable=True, keys_only=True)
-
             async def probe() -> bool:
-                generation = self._generation()
-                try:
-                    call = self._t.kv.Range(request, timeout=deadline.attempt_timeout(
-                        self._retry.attempt_timeout_s), metadata=((PROBE_KEY, "dedup"),))
-                    await call
-                    trailing = getattr(call, "trailing_metadata", None)
-                    md = await trailing() if trailing is not None else ()
-                except grpc.RpcError as exc:
-                    raise self._map(exc, generation) from None
-                return any(k == DEDUP_KEY and v == "1" for k, v in (md or ()))
+                return await self._probe(deadline, False)
 
             self._dedup = await retry.run(self._retry, deadline, probe)
         return self._dedup
+
+    async def _probe(self, deadline: Deadline, reauthenticated: bool) -> bool:
+        """One probe. A refused probe still answers in its trailers (a user without read
+        permission on the probed key)."""
+        request = rpc_pb2.RangeRequest(key=b"\0", serializable=True, keys_only=True)
+        await self._ensure_auth(deadline)
+        generation, auth_generation = self._generation(), self._auth_generation
+        md: Any = ()
+        try:
+            call = self._t.kv.Range(request, timeout=deadline.attempt_timeout(
+                self._retry.attempt_timeout_s),
+                metadata=((PROBE_KEY, "dedup"), *self._token_metadata()))
+            await call
+            trailing = getattr(call, "trailing_metadata", None)
+            md = await trailing() if trailing is not None else ()
+        except grpc.RpcError as exc:
+            err = self._map(exc, generation)
+            if not reauthenticated and await self._reauthenticate(err, auth_generation):
+                return await self._probe(deadline, True)
+            if not isinstance(err, PermissionDeniedError):
+                raise err from None
+            trailing = getattr(exc, "trailing_metadata", None)
+            md = trailing() if callable(trailing) else ()
+        return any(k == DEDUP_KEY and v == "1" for k, v in (md or ()))
 
     # -- KV ------------------------------------------------------------------------------
     async def get(self, key: KeyLike, *, revision: int = 0, serializable: bool = False,
@@ -492,15 +650,41 @@ class Client(AdminMixin):
         if iteration begins later."""
         from raftkv.client.watch import Watch
         k, end = _key_range(key, prefix, range_end)
-        return Watch(self, k, end, start=start_revision or self._watch_start(),
+        return Watch(self, k, end, start=start_revision or self._watch_start(k, end),
                      prev_kv=prev_kv, no_put=no_put, no_delete=no_delete,
                      progress_notify=progress_notify)
 
     # -- streams (for the recipes) -------------------------------------------------------
-    def _open_stream(self, service: str, method: str,
-                     requests: AsyncIterator[Any] | Any) -> tuple[Any, int]:
-        """Open a streaming call on the current member; returns it and its generation."""
+    async def _open_stream(self, service: str, method: str,
+                           requests: AsyncIterator[Any] | Any) -> tuple[Any, int, int]:
+        """Open a streaming call on the current member (with the token, authenticating
+        first if need be); returns it, its member generation and its authentication
+        generation (for :meth:`_reauthenticate` when it fails)."""
         if self._closed:
             raise ClosedError("raftkv: the client is closed")
-        generation = self._generation()
-        return getattr(getattr(self._t, service), method)(requests), generation
+        await self._ensure_auth(self._deadline(DEFAULT))
+        generation, auth_generation = self._generation(), self._auth_generation
+        open_call = getattr(getattr(self._t, service), method)
+        metadata = self._token_metadata()
+        call = open_call(requests, metadata=metadata) if metadata else open_call(requests)
+        return call, generation, auth_generation
+
+    async def keep_alive_once(self, lease_id: int) -> int:
+        """Renew a lease once; returns its new TTL (``<= 0``: the lease is gone)."""
+        reauthenticated = False
+        while True:
+            request = rpc_pb2.LeaseKeepAliveRequest(ID=lease_id)
+            call, generation, auth_generation = await self._open_stream(
+                "lease", "LeaseKeepAlive", iter([request]))
+            ttl = 0
+            try:
+                async for r in call:
+                    ttl = r.TTL
+                return int(ttl)
+            except grpc.RpcError as exc:
+                err = self._map(exc, generation)
+                if reauthenticated or not await self._reauthenticate(err, auth_generation):
+                    raise err from None
+                reauthenticated = True
+            finally:
+                call.cancel()

@@ -134,21 +134,33 @@ class Election:
         """The current leader, then every change of leader or value, across member loss
         (each change once)."""
         last: tuple[bytes, int] | None = None
-        backoff = 0.05
+        backoff, reauthenticated = 0.05, False
         while True:
-            call, generation = self._client._open_stream(
+            call, generation, auth_generation = await self._client._open_stream(
                 "election", "Observe", v3election_pb2.LeaderRequest(name=self.name))
+            answered = False
             try:
                 async for r in call:
+                    answered = True
                     kv = KeyValue.from_pb(r.kv)
                     if (kv.key, kv.mod_revision) != last:
                         last = (kv.key, kv.mod_revision)
-                        backoff = 0.05
+                        backoff, reauthenticated = 0.05, False
                         yield kv
             except grpc.RpcError as exc:
                 err = self._client._map(exc, generation)
+                if not reauthenticated and \
+                        await self._client._reauthenticate(err, auth_generation):
+                    reauthenticated = True  # once, until a response comes
+                    continue
                 if not isinstance(err, UnavailableError):
                     raise err from None
+            else:  # an empty stream is etcd's answer to an observer it refuses (a stale
+                # token, or no read permission): try once with a new token
+                if not answered and not reauthenticated and \
+                        await self._client._renew_token(auth_generation):
+                    reauthenticated = True
+                    continue
             finally:
                 call.cancel()
             await asyncio.sleep(backoff)

@@ -66,6 +66,7 @@ class Lease:
         self._task: asyncio.Task[None] | None = None
         self._expires_at = 0.0
         self._unregister: Callable[[], None] = lambda: None
+        self._reauthenticated = False  # since the last keep-alive answered
         self.keepalive_paused = False
         """Tests only: stop sending keep-alives (simulates a paused process)."""
 
@@ -177,7 +178,8 @@ class Lease:
                 yield rpc_pb2.LeaseKeepAliveRequest(ID=self.id)
                 await asyncio.sleep(interval)
 
-        call, generation = self._client._open_stream("lease", "LeaseKeepAlive", requests())
+        call, generation, auth_generation = await self._client._open_stream(
+            "lease", "LeaseKeepAlive", requests())
         try:
             it = call.__aiter__()
             while True:
@@ -193,7 +195,13 @@ class Lease:
                     return
                 if sent_at:
                     self._expires_at = max(self._expires_at, sent_at.pop(0) + resp.TTL)
+                self._reauthenticated = False
         except grpc.RpcError as exc:
-            raise self._client._map(exc, generation) from None
+            err = self._client._map(exc, generation)
+            if not self._reauthenticated and \
+                    await self._client._reauthenticate(err, auth_generation):
+                self._reauthenticated = True  # a new token: re-open the stream, once
+                raise UnavailableError(f"keep-alive stream refused its token: {err}") from None
+            raise err from None
         finally:
             call.cancel()

@@ -21,12 +21,19 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
 
+from raftkv.client._errors import classify
 from raftkv.client.types import Event
-from raftkv.errors import CompactedError, UnavailableError, WatchCanceledError
+from raftkv.errors import (
+    CompactedError,
+    PermissionDeniedError,
+    RaftKVError,
+    UnavailableError,
+    WatchCanceledError,
+)
 from raftkv.wire.pb.etcdserverpb import rpc_pb2
 
 if TYPE_CHECKING:
@@ -61,6 +68,8 @@ class Watch:
         self._call: Any = None
         self._iter: Any = None
         self._generation = 0
+        self._auth_generation = 0
+        self._reauthenticated = False  # since the last response
         self._outbox: asyncio.Queue[rpc_pb2.WatchRequest | None] = asyncio.Queue()
         self._watch_id = 0
         self._closed = False
@@ -102,7 +111,8 @@ class Watch:
             while (req := await outbox.get()) is not None:
                 yield req
 
-        self._call, self._generation = self._client._open_stream("watch", "Watch", requests())
+        self._call, self._generation, self._auth_generation = \
+            await self._client._open_stream("watch", "Watch", requests())
         self._iter = self._call.__aiter__()
 
     async def _resolve_start(self) -> None:
@@ -112,7 +122,7 @@ class Watch:
         try:
             self.next_revision = await asyncio.shield(self._pin)
         except UnavailableError:  # no member answered: pin again, its calls wait again
-            self._pin = self._client._pin_task()
+            self._pin = self._client._pin_task(self._key, self._range_end)
             raise
         self._pin = None
 
@@ -123,22 +133,37 @@ class Watch:
         except StopAsyncIteration:
             raise UnavailableError("watch stream ended") from None
         except grpc.RpcError as exc:
-            err = self._client._map(exc, self._generation)
-            raise err from None
+            await self._refused(self._client._map(exc, self._generation))
         self._client._observe(resp.header)
         if resp.created:
             self._watch_id = resp.watch_id
             if not self.next_revision and not resp.canceled:
                 self.next_revision = resp.header.revision + 1
         if resp.canceled:
+            refusal = auth_refusal(resp.cancel_reason)
+            if refusal is not None:  # etcd refuses a watch create this way
+                self._drop_stream()
+                await self._refused(refusal)
             self._on_canceled(resp)
             return
+        self._reauthenticated = False
         for pb in resp.events:
             ev = Event.from_pb(pb)
             if ev.kv.mod_revision >= self.next_revision:  # never twice, even on replay
                 self._pending.append(ev)
         if self._pending:
             self.next_revision = self._pending[-1].kv.mod_revision + 1
+
+    async def _refused(self, err: RaftKVError) -> NoReturn:
+        """The stream failed (or its create was refused) with ``err``: re-open it with a
+        new token if that cures it (once, until a response comes), else raise ``err``."""
+        if not self._reauthenticated and \
+                await self._client._reauthenticate(err, self._auth_generation):
+            self._reauthenticated = True
+            raise UnavailableError(f"watch refused its token: {err}")
+        if isinstance(err, PermissionDeniedError):
+            self._closed = True  # for good: iteration ends with err
+        raise err
 
     def _on_canceled(self, resp: rpc_pb2.WatchResponse) -> None:
         self._drop_stream()
@@ -198,3 +223,12 @@ class Watch:
         await self.cancel()
 
 
+def auth_refusal(reason: str) -> RaftKVError | None:
+    """The auth error of a watch create refused as etcd refuses it (canceled, reason
+    ``rpc error: code = Unauthenticated desc = etcdserver: invalid auth token``), else
+    None."""
+    prefix, sep, message = reason.partition(" desc = ")
+    if not sep or not prefix.startswith("rpc error: code = "):
+        return None
+    err = classify(grpc.StatusCode.UNKNOWN, message)(message)
+    return err if isinstance(err, PermissionDeniedError) else None
