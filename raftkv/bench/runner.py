@@ -12,9 +12,10 @@ from typing import Any
 
 import grpc
 
+from raftkv.bench import workloads
 from raftkv.bench.config import BenchConfig
 from raftkv.bench.report import BenchResult, merge
-from raftkv.bench.worker import ProcResult, child_main, open_channel
+from raftkv.bench.worker import ProcResult, child_main, open_channel, token_for
 from raftkv.bench.workloads import preload
 
 START_DELAY_S = 0.3
@@ -72,6 +73,9 @@ async def _prepare(cfg: BenchConfig) -> None:
                                               + (" and the TLS flags" if cfg.secure else ""))
                 raise BenchError(f"endpoint {ep} does not answer ({hint})") from None
             if cfg.workload == "get" and cfg.preload and ep == cfg.endpoints[0]:
+                workloads.METADATA = None
+                if cfg.user:  # a token of this run's own (one cached for another may be gone)
+                    workloads.METADATA = (("token", await token_for(cfg, ep, fresh=True)),)
                 try:
                     await preload(cfg, ch)
                 except grpc.aio.AioRpcError as exc:

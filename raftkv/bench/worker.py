@@ -19,8 +19,9 @@ from typing import Any
 
 import grpc
 
+from raftkv.bench import workloads
 from raftkv.bench.config import BenchConfig
-from raftkv.bench.workloads import Counters, GuardFailedError, key_of, make_op
+from raftkv.bench.workloads import DIRECT, Counters, GuardFailedError, key_of, make_op
 from raftkv.client._transport import TLS
 from raftkv.wire.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 
@@ -66,7 +67,8 @@ def open_channel(cfg: BenchConfig, endpoint: str, *, auth: bool = True) -> grpc.
     """A channel to ``endpoint``: plaintext, or TLS with the run's files (with
     ``insecure_skip_verify``, trusting the certificate the member presents now); with
     ``cfg.user``, every call carries the process's token."""
-    icpt = [_Token(cfg, endpoint)] if cfg.user and auth else None
+    icpt = [_Token(cfg, endpoint)] if cfg.user and auth and cfg.workload not in DIRECT \
+        else None
     if not cfg.secure:
         return grpc.aio.insecure_channel(endpoint, interceptors=icpt)
     tls = TLS(ca_file=cfg.cacert, cert_file=cfg.cert, key_file=cfg.key,
@@ -83,12 +85,12 @@ _TOKENS: dict[tuple[str, tuple[str, ...]], str] = {}
 _PENDING: dict[tuple[str, tuple[str, ...]], asyncio.Future[str]] = {}
 
 
-async def token_for(cfg: BenchConfig, endpoint: str) -> str:
+async def token_for(cfg: BenchConfig, endpoint: str, *, fresh: bool = False) -> str:
     """Authenticate ``cfg.user`` once per process (bcrypt is slow: never per request; one
     Authenticate however many calls start at once)."""
     assert cfg.user is not None
     key = (cfg.user, cfg.endpoints)
-    token = _TOKENS.get(key)
+    token = None if fresh else _TOKENS.get(key)
     if token is not None:
         return token
     pending = _PENDING.get(key)
@@ -159,7 +161,7 @@ async def _run(cfg: BenchConfig, proc: int, control: Any, results: Any) -> ProcR
         for ch in channels:
             await asyncio.wait_for(ch.channel_ready(), cfg.timeout_s)
         if cfg.user:  # before the clock starts
-            await token_for(cfg, cfg.endpoints[0])
+            workloads.METADATA = (("token", await token_for(cfg, cfg.endpoints[0])),)
         rng = random.Random(proc * 1_000_003 + time.monotonic_ns())
         counters = Counters()
         stats = _Stats()
